@@ -1,0 +1,192 @@
+"""Budgets per profile: how much data, how many epochs, seeds and trials.
+
+A profile is chosen the way Quarto chooses one: ``quarto render --profile
+smoke`` exports ``QUARTO_PROFILE=smoke`` to the executed cells. Outside Quarto
+``NNSTUDY_PROFILE`` overrides it; with neither set the profile is ``default``.
+
+* ``smoke``   -- every chapter's code in minutes on a 2-core CPU (tests, CI);
+* ``default`` -- meaningful results on a laptop CPU, whole book in about an hour;
+* ``full``    -- the original assignments' protocols at full scale (GPU).
+
+Every budget lives in the tables at the bottom of this file, one typed
+:class:`Profile` per profile, so a reader can compare them side by side.
+Experiments receive a profile and read their budgets from it; the cache key
+includes the budgets an experiment uses, so changing one recomputes just that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from analysis.errors import UserError
+
+
+@dataclass(frozen=True)
+class DataBudget:
+    """How many images of a dataset to use (``None``: all there are)."""
+
+    train: int | None
+    validation: int
+    test: int | None
+
+
+@dataclass(frozen=True)
+class BackpropBudget:
+    """Chapter 1: the NumPy two-layer network on CIFAR-10."""
+
+    cifar: DataBudget
+    num_iters: int            # SGD iterations of the default net
+    sweep_num_iters: int      # iterations per configuration of the sweep
+    sweep_hidden_sizes: tuple[int, ...]
+    sweep_learning_rates: tuple[float, ...]
+    sweep_regs: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class MlpBudget:
+    """Chapter 2: the MNIST MLP, optimizers and layer normalization."""
+
+    mnist: DataBudget
+    epochs: int
+
+
+@dataclass(frozen=True)
+class DepthBudget:
+    """Chapter 3: depth, activations and vanishing gradients."""
+
+    mnist: DataBudget
+    epochs: int
+    depths: tuple[int, ...]
+    gradient_batch: int       # size of the fixed mini-batch for gradients
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    seeds: int                # replicates behind every mean ± std
+    backprop: BackpropBudget
+    mlp: MlpBudget
+    depth: DepthBudget
+
+    def seed_list(self, base: int = 0) -> tuple[int, ...]:
+        """The seeds of the replicates: ``base, base + 1, ...``."""
+        return tuple(range(base, base + self.seeds))
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.description}"
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        name="smoke",
+        description="tiny budgets; every chapter's code in minutes on a 2-core CPU",
+        seeds=2,
+        backprop=BackpropBudget(
+            cifar=DataBudget(train=2000, validation=200, test=200),
+            num_iters=60,
+            sweep_num_iters=40,
+            sweep_hidden_sizes=(25, 50),
+            sweep_learning_rates=(1e-3,),
+            sweep_regs=(0.0, 0.25),
+        ),
+        mlp=MlpBudget(mnist=DataBudget(train=2000, validation=500, test=500), epochs=2),
+        depth=DepthBudget(
+            mnist=DataBudget(train=2000, validation=500, test=500),
+            epochs=2,
+            depths=(5, 20),
+            gradient_batch=64,
+        ),
+    ),
+    "default": Profile(
+        name="default",
+        description="meaningful results on a laptop CPU; the whole book in about an hour",
+        seeds=3,
+        backprop=BackpropBudget(
+            cifar=DataBudget(train=49000, validation=1000, test=1000),
+            num_iters=1000,
+            sweep_num_iters=1000,
+            sweep_hidden_sizes=(50, 100),
+            sweep_learning_rates=(1e-3, 2e-3),
+            sweep_regs=(0.05, 0.25),
+        ),
+        mlp=MlpBudget(mnist=DataBudget(train=None, validation=5000, test=None), epochs=20),
+        depth=DepthBudget(
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            epochs=5,
+            depths=(5, 20, 40),
+            gradient_batch=256,
+        ),
+    ),
+    "full": Profile(
+        name="full",
+        description="the original assignments' protocols at full scale; meant for a GPU",
+        seeds=5,
+        backprop=BackpropBudget(
+            cifar=DataBudget(train=49000, validation=1000, test=1000),
+            num_iters=2000,
+            sweep_num_iters=3000,
+            sweep_hidden_sizes=(50, 100, 200),
+            sweep_learning_rates=(5e-4, 1e-3, 2e-3),
+            sweep_regs=(0.01, 0.1, 0.25, 0.5),
+        ),
+        mlp=MlpBudget(mnist=DataBudget(train=None, validation=5000, test=None), epochs=20),
+        depth=DepthBudget(
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            epochs=20,
+            depths=(5, 20, 40),
+            gradient_batch=256,
+        ),
+    ),
+}
+
+DEFAULT = "default"
+
+
+def get(name: str) -> Profile:
+    """The profile called ``name``; a one-line :class:`UserError` otherwise."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        valid = ", ".join(PROFILES)
+        raise UserError(
+            f"unknown profile {name!r}; valid profiles: {valid} "
+            "(set QUARTO_PROFILE / NNSTUDY_PROFILE or pass --profile)"
+        ) from None
+
+
+def current_name() -> str:
+    """The active profile's name: NNSTUDY_PROFILE, else QUARTO_PROFILE, else default.
+
+    Quarto can activate several profiles at once (``--profile a,b``); we accept
+    that only when exactly one of them is ours, so a typo never silently falls
+    back to the expensive default.
+    """
+    for variable in ("NNSTUDY_PROFILE", "QUARTO_PROFILE"):
+        raw = os.environ.get(variable, "").strip()
+        if raw:
+            names = [part.strip() for part in raw.split(",") if part.strip()]
+            ours = [n for n in names if n in PROFILES]
+            if len(ours) == 1:
+                return ours[0]
+            return get(raw).name  # raises with the list of valid names
+    return DEFAULT
+
+
+def current() -> Profile:
+    """The active :class:`Profile` (see :func:`current_name`)."""
+    return get(current_name())
+
+
+def resolve(profile: Profile | str | None) -> Profile:
+    """Accept a Profile, a profile name, or None for the active one."""
+    if profile is None:
+        return current()
+    if isinstance(profile, Profile):
+        return profile
+    return get(profile)
