@@ -1,0 +1,378 @@
+"""Experiments: declared once, computed once, read from the cache ever after.
+
+An experiment is a function in ``analysis.experiments.<chapter>`` decorated
+with :func:`experiment`::
+
+    @experiment(datasets=("mnist",), config=lambda p: {"epochs": p.mlp.epochs,
+                                                       "seeds": p.seed_list()})
+    def optimizers(run, config):
+        data = run.data("mnist")
+        ...
+        return {"test_accuracy": [...], "confusion": np.array(...)}
+
+Calling ``optimizers()`` (or ``optimizers("smoke")``) returns a :class:`Result`.
+The cache key hashes everything that can change the result: the experiment's
+name, its configuration (budgets and seeds from the profile), the source code of
+its module and of every ``analysis`` module it imports (transitively), the
+fingerprints of its datasets, the Keras backend and the versions of numeric
+packages. Anything else -- the profile's name, prose, plots -- does not count.
+
+``NNSTUDY_REFRESH=all`` or ``NNSTUDY_REFRESH=name[,name]`` recomputes (once per
+process, so a chapter that reads one result in several cells trains once).
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime
+import functools
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import joblib
+import numpy as np
+
+from analysis import cache, environment, profiles
+from analysis.errors import UserError
+
+#: Every experiment, by full name ``chapter.name``, in definition order.
+REGISTRY: dict[str, "Experiment"] = {}
+
+_refreshed: set[str] = set()  # keys already recomputed under NNSTUDY_REFRESH
+
+
+# --------------------------------------------------------------------------
+# Results
+
+
+@dataclass
+class Result:
+    """What a chapter cell gets back: metrics (JSON), arrays, provenance."""
+
+    experiment: str
+    key: str
+    metrics: dict
+    arrays: dict[str, np.ndarray]
+    provenance: dict
+    path: Path
+    from_cache: bool = False
+
+    def __getitem__(self, name: str):
+        """``result["x"]``: an array if there is one by that name, else a metric."""
+        return self.arrays[name] if name in self.arrays else self.metrics[name]
+
+    def data_source(self, dataset: str | None = None) -> str:
+        """The dataset's source name, for captions and table notes."""
+        records = self.provenance["data"]
+        if dataset is None:
+            return "; ".join(r["source_name"] for r in records.values())
+        return records[dataset]["source_name"]
+
+    @property
+    def substitutes(self) -> list[dict]:
+        """Provenance of every offline default or stand-in this result used."""
+        return [r for r in self.provenance["data"].values() if r.get("substitute")]
+
+    def model(self, name: str):
+        """A model the experiment saved, loaded in Keras's safe mode."""
+        import keras
+
+        path = self.path / "models" / f"{name}.keras"
+        if not path.is_file():
+            raise UserError(f"experiment {self.experiment} saved no model named {name!r}")
+        return keras.saving.load_model(path, safe_mode=True)
+
+
+# --------------------------------------------------------------------------
+# What an experiment sees while it runs
+
+
+def progress_enabled() -> bool:
+    """Bars on a terminal (or when NNSTUDY_PROGRESS=1), never inside a rendered page."""
+    setting = os.environ.get("NNSTUDY_PROGRESS", "").strip()
+    if setting:
+        return setting not in ("0", "false", "no")
+    return sys.stderr.isatty()
+
+
+@dataclass
+class Run:
+    """Handed to an experiment: its profile, datasets, scratch directory, progress."""
+
+    experiment: "Experiment"
+    profile: profiles.Profile
+    config: dict
+    directory: Path                         # becomes the cache entry
+    _data: dict = field(default_factory=dict)
+
+    def data(self, name: str):
+        """A dataset the experiment declared (undeclared ones would escape the key)."""
+        if name not in self.experiment.datasets:
+            raise RuntimeError(
+                f"{self.experiment.name} uses dataset {name!r} without declaring it in "
+                "@experiment(datasets=...); its fingerprint would be missing from the key"
+            )
+        return self._data[name]
+
+    def progress(self, iterable, description: str, total: int | None = None, leave=False):
+        """A progress bar over trials/seeds/configurations (tqdm on stderr)."""
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, desc=description, total=total, leave=leave,
+                    disable=not progress_enabled(), file=sys.stderr)
+
+    def epoch_bar(self, description: str = "epochs"):
+        """A Keras callback that shows one bar per ``fit`` over its epochs."""
+        from analysis.training import EpochProgress
+
+        return EpochProgress(description, enabled=progress_enabled())
+
+    def save_model(self, name: str, model) -> Path:
+        path = self.directory / "models" / f"{name}.keras"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        return path
+
+    def subdirectory(self, name: str) -> Path:
+        """A directory inside the entry (e.g. a keras-tuner project)."""
+        path = self.directory / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+# --------------------------------------------------------------------------
+# Code fingerprint: the experiment's module and the analysis modules it imports
+
+
+def _analysis_imports(module_name: str) -> set[str]:
+    """Names of ``analysis`` modules imported by ``module_name``'s source."""
+    spec = importlib.util.find_spec(module_name)
+    if not spec.origin or not spec.origin.endswith(".py"):
+        return set()  # a namespace package or a compiled module: no source to read
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    package = module_name if spec.submodule_search_locations else module_name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
+                if node.level else node.module or ""
+            # ``from analysis import data`` imports a module named after the alias.
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] == "analysis" and _is_module(name):
+                found.add(name)
+    return found
+
+
+def _is_module(name: str) -> bool:
+    """True for a module; False for a function or class imported by name."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ModuleNotFoundError, ValueError):
+        return False
+
+
+@functools.cache
+def code_closure(module_name: str) -> tuple[str, ...]:
+    """``module_name`` and every analysis module reachable through its imports."""
+    seen, pending = set(), [module_name]
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        pending.extend(_analysis_imports(name) - seen)
+        # A package's __init__ runs whenever one of its modules is imported.
+        parent = name.rpartition(".")[0]
+        if parent and parent not in seen:
+            pending.append(parent)
+    return tuple(sorted(seen))
+
+
+def code_fingerprint(module_name: str) -> str:
+    digest = hashlib.sha256()
+    for name in code_closure(module_name):
+        origin = importlib.util.find_spec(name).origin
+        source = Path(origin).read_bytes() if origin and origin.endswith(".py") else b""
+        digest.update(name.encode() + b"\0" + source + b"\0")
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# The experiment itself
+
+
+def _json_config(value):
+    """Profiles' dataclasses and tuples as plain JSON values (for the key)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value):
+        return _json_config(dataclasses.asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _json_config(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_config(v) for v in value]
+    return value
+
+
+def _data():
+    """analysis.data, imported only by experiments that use a dataset."""
+    from analysis import data
+
+    return data
+
+
+class Experiment:
+    """A registered experiment; call it to get its :class:`Result`."""
+
+    def __init__(self, function: Callable, datasets: tuple[str, ...], config: Callable):
+        functools.update_wrapper(self, function)
+        self.function = function
+        self.module = function.__module__
+        self.chapter = self.module.rpartition(".")[2]
+        self.name = f"{self.chapter}.{function.__name__}"
+        self.datasets = tuple(datasets)
+        self.make_config = config
+
+    def config(self, profile=None) -> dict:
+        return _json_config(self.make_config(profiles.resolve(profile)))
+
+    def key_material(self, profile=None, fingerprints: dict | None = None) -> dict:
+        if fingerprints is None:
+            fingerprints = {name: _data().resolve(name).fingerprint for name in self.datasets}
+        return {
+            "experiment": self.name,
+            "config": self.config(profile),
+            "code": code_fingerprint(self.module),
+            "data": fingerprints,
+            "backend": environment.backend(),
+            "versions": environment.numeric_versions(),
+        }
+
+    def key(self, profile=None, fingerprints: dict | None = None) -> str:
+        return joblib.hash(self.key_material(profile, fingerprints), hash_name="sha1")
+
+    def cached(self, profile=None) -> Path | None:
+        """The entry directory if this profile's result is cached, else None."""
+        path = cache.entry_dir(self.name, self.key(profile))
+        return path if path.is_dir() else None
+
+    def __call__(self, profile=None) -> Result:
+        profile = profiles.resolve(profile)
+        key = self.key(profile)
+        with cache.lock(self.name, key):
+            if not self._must_refresh(key):
+                entry = self._read(key)
+                if entry is not None:
+                    return self._result(entry, from_cache=True)
+            entry = self._compute(profile, key)
+            _refreshed.add(key)
+            return self._result(entry, from_cache=False)
+
+    def _must_refresh(self, key: str) -> bool:
+        wanted = {n.strip() for n in os.environ.get("NNSTUDY_REFRESH", "").split(",") if n.strip()}
+        named = bool(wanted & {"all", self.name, self.name.rpartition(".")[2], self.chapter})
+        return named and key not in _refreshed
+
+    def _read(self, key: str):
+        try:
+            return cache.read(self.name, key)
+        except cache.CorruptEntry as problem:
+            cache.discard(self.name, key, str(problem))
+            return None
+
+    def _compute(self, profile: profiles.Profile, key: str) -> cache.Entry:
+        datasets = {name: _data().load(name) for name in self.datasets}
+        # Loading may have downloaded the real files that resolving only
+        # looked for; file the result under the data it was really computed on.
+        key = self.key(profile, {n: d.provenance.fingerprint for n, d in datasets.items()})
+        config = self.config(profile)
+        started, wall = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
+        with cache.building(self.name, key) as scratch:
+            run = Run(self, profile, config, scratch, datasets)
+            output = self.function(run, config)
+            if not isinstance(output, dict):
+                raise TypeError(f"{self.name} must return a dict, not {type(output).__name__}")
+            arrays = {k: v for k, v in output.items() if isinstance(v, np.ndarray)}
+            metrics = {k: v for k, v in output.items() if k not in arrays}
+            provenance = {
+                "key": key,
+                "experiment": self.name,
+                "profile": profile.name,
+                "seeds": config.get("seeds", config.get("seed")),
+                "config": config,
+                "data": {name: d.provenance.to_dict() for name, d in datasets.items()},
+                "environment": environment.summary(),
+                "wall_seconds": round(time.perf_counter() - wall, 3),
+                "date": started.isoformat(timespec="seconds"),
+            }
+            return cache.commit(scratch, self.name, key, metrics, arrays, provenance)
+
+    def _result(self, entry: cache.Entry, from_cache: bool) -> Result:
+        record = entry.record
+        return Result(self.name, record["key"], record["metrics"], entry.arrays,
+                      record["provenance"], entry.path, from_cache)
+
+    def __repr__(self) -> str:
+        return f"<experiment {self.name}>"
+
+
+def experiment(*, datasets: tuple[str, ...] = (), config: Callable = lambda profile: {}):
+    """Register a function of ``(run, config) -> dict`` as a cached experiment.
+
+    ``config(profile)`` picks the budgets the experiment uses; it is hashed
+    into the key. The returned dict's NumPy arrays are stored in ``.npz``;
+    everything else must be JSON-able (NumPy scalars are converted).
+    """
+
+    def register(function: Callable) -> Experiment:
+        wrapped = Experiment(function, datasets, config)
+        REGISTRY[wrapped.name] = wrapped
+        return wrapped
+
+    return register
+
+
+# --------------------------------------------------------------------------
+# Lookup by name, for the command line
+
+
+def load_all() -> dict[str, Experiment]:
+    """Import every chapter module so that its experiments register."""
+    from analysis.experiments import CHAPTERS
+
+    for chapter in CHAPTERS:
+        importlib.import_module(f"analysis.experiments.{chapter}")
+    return REGISTRY
+
+
+def chapters() -> dict[str, list[Experiment]]:
+    grouped: dict[str, list[Experiment]] = {}
+    for item in load_all().values():
+        grouped.setdefault(item.chapter, []).append(item)
+    return grouped
+
+
+def select(target: str) -> list[Experiment]:
+    """A chapter's experiments, or one experiment (``chapter.name`` or ``name``)."""
+    grouped = chapters()
+    if target in grouped:
+        return grouped[target]
+    matches = [e for e in REGISTRY.values() if target in (e.name, e.name.rpartition(".")[2])]
+    if len(matches) == 1:
+        return matches
+    valid = ", ".join(list(grouped) + list(REGISTRY))
+    problem = "is ambiguous" if matches else "is neither a chapter nor an experiment"
+    raise UserError(f"{target!r} {problem}; valid choices: {valid}")

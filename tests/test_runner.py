@@ -1,0 +1,228 @@
+"""The experiment runner and its result cache, through the public API and CLI."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import textwrap
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import cache, cli, runner
+
+TOY_SOURCE = '''
+import numpy as np
+from analysis.runner import experiment
+from analysis import training
+
+CALLS = []
+
+@experiment(config=lambda profile: {{"seeds": profile.seed_list(), "scale": {scale}}})
+def tiny(run, config):
+    """Trains a two-unit Keras model for two epochs per seed."""
+    import keras
+    CALLS.append(config)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    y = (x.sum(axis=1) > 0).astype("int64")
+    accuracies = []
+    for seed in run.progress(config["seeds"], "seeds"):
+        training.set_seed(seed)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+        training.compile_model(model, "sgd")
+        history = training.fit(model, x * config["scale"], y, epochs=2, batch_size=8)
+        accuracies.append(history["accuracy"][-1])
+    run.save_model("last", model)
+    return {{"accuracy": accuracies, "loss": history["loss"], "weights": model.get_weights()[0]}}
+
+@experiment()
+def interrupted(run, config):
+    CALLS.append("interrupted")
+    (run.directory / "half-written.json").write_text("{{")
+    raise KeyboardInterrupt
+'''
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch, cache_dir):
+    """A fresh experiment module on sys.path; returns a function to (re)load it."""
+    name = f"toy_{uuid.uuid4().hex[:8]}"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = tmp_path / f"{name}.py"
+
+    def load(scale: float = 1.0):
+        path.write_text(textwrap.dedent(TOY_SOURCE.format(scale=scale)))
+        runner.code_closure.cache_clear()
+        sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+
+    yield load
+    for key in [k for k in runner.REGISTRY if k.startswith(name)]:
+        del runner.REGISTRY[key]
+
+
+def test_second_call_is_a_cache_hit_without_training(toy):
+    module = toy()
+    first = module.tiny("smoke")
+    second = module.tiny("smoke")
+    assert len(module.CALLS) == 1
+    assert not first.from_cache and second.from_cache
+    assert second.metrics == first.metrics
+    np.testing.assert_array_equal(second["weights"], first["weights"])
+
+
+def test_result_records_its_provenance(toy):
+    result = toy().tiny("smoke")
+    provenance = result.provenance
+    assert provenance["key"] == result.key
+    assert provenance["profile"] == "smoke"
+    assert provenance["seeds"] == [0, 1]
+    assert provenance["environment"]["backend"] == "tensorflow"
+    assert "numpy" in provenance["environment"]["versions"]
+    assert provenance["wall_seconds"] > 0 and provenance["date"]
+
+
+def test_config_change_recomputes(toy, monkeypatch):
+    module = toy()
+    module.tiny("smoke")
+    module.tiny("default")  # three seeds instead of two: another key
+    assert len(module.CALLS) == 2
+
+
+def test_code_change_recomputes(toy):
+    module = toy(scale=1.0)
+    key_before = module.tiny.key("smoke")
+    module.tiny("smoke")
+    module = toy(scale=2.0)  # the module's source changed
+    assert module.tiny.key("smoke") != key_before
+    assert not module.tiny("smoke").from_cache
+    assert len(module.CALLS) == 1  # the reloaded module trained again
+
+
+def test_code_fingerprint_follows_imported_analysis_modules(toy):
+    module = toy()
+    closure = runner.code_closure(module.__name__)
+    assert {"analysis.runner", "analysis.training", "analysis.cache"} <= set(closure)
+    assert "analysis.plots" not in closure
+
+
+def test_data_fingerprint_change_recomputes(toy, monkeypatch):
+    module = toy()
+    material = module.tiny.key_material("smoke", fingerprints={"mnist": "a"})
+    other = module.tiny.key_material("smoke", fingerprints={"mnist": "b"})
+    assert material != other
+    assert module.tiny.key("smoke", {"mnist": "a"}) != module.tiny.key("smoke", {"mnist": "b"})
+
+
+def test_refresh_recomputes_once_per_process(toy, monkeypatch):
+    module = toy()
+    module.tiny("smoke")
+    # A later render (a new process) asks for a refresh: it trains once, and a
+    # second cell reading the same result in that render gets the fresh entry.
+    monkeypatch.setattr(runner, "_refreshed", set())
+    monkeypatch.setenv("NNSTUDY_REFRESH", module.tiny.name)
+    assert not module.tiny("smoke").from_cache
+    assert module.tiny("smoke").from_cache
+    assert len(module.CALLS) == 2
+
+
+@pytest.mark.parametrize("damage", ["json", "npz", "checksum", "missing"])
+def test_corrupted_entry_is_reported_and_recomputed(toy, capsys, damage):
+    module = toy()
+    entry = module.tiny("smoke").path
+    if damage == "json":
+        (entry / "result.json").write_text('{"truncated": ')
+    elif damage == "npz":
+        data = (entry / "arrays.npz").read_bytes()
+        (entry / "arrays.npz").write_bytes(data[: len(data) // 2])
+    elif damage == "checksum":
+        record = json.loads((entry / "result.json").read_text())
+        record["metrics"]["accuracy"] = [1.0, 1.0]  # edited by hand
+        (entry / "result.json").write_text(json.dumps(record))
+    else:
+        (entry / "models" / "last.keras").unlink()
+    again = module.tiny("smoke")
+    assert len(module.CALLS) == 2 and not again.from_cache
+    lines = [line for line in capsys.readouterr().err.splitlines() if "corrupted" in line]
+    assert len(lines) == 1 and "recomputing" in lines[0]
+
+
+def test_interrupted_computation_leaves_nothing(toy, cache_dir):
+    module = toy()
+    with pytest.raises(KeyboardInterrupt):
+        module.interrupted("smoke")
+    leftovers = [p for p in cache_dir.rglob("*") if p.is_dir()]
+    assert all(p.name == module.interrupted.name for p in leftovers), leftovers
+    assert cache.entries() == [] and cache.partials() == []
+
+
+def test_same_experiment_twice_gives_identical_metrics(toy, monkeypatch):
+    module = toy()
+    first = module.tiny("smoke")
+    monkeypatch.setattr(runner, "_refreshed", set())
+    monkeypatch.setenv("NNSTUDY_REFRESH", "all")
+    second = module.tiny("smoke")
+    assert len(module.CALLS) == 2
+    assert first.metrics == second.metrics
+    np.testing.assert_array_equal(first["weights"], second["weights"])
+
+
+def _looks_like_pickle(data: bytes) -> bool:
+    return data[:1] == b"\x80" and data[1:2] in {bytes([n]) for n in range(2, 6)}
+
+
+def test_nothing_in_the_store_is_a_pickle(toy, cache_dir):
+    result = toy().tiny("smoke")
+    files = [p for p in cache_dir.rglob("*") if p.is_file() and not p.name.endswith(".lock")]
+    assert {p.suffix for p in files} <= {".json", ".npz", ".keras"}
+    for file in files:
+        assert not _looks_like_pickle(file.read_bytes())
+        if file.suffix in {".npz", ".keras"}:
+            with zipfile.ZipFile(file) as archive:
+                for member in archive.namelist():
+                    assert not _looks_like_pickle(archive.read(member)), (file, member)
+    with np.load(result.path / "arrays.npz", allow_pickle=False) as arrays:
+        assert arrays["weights"].dtype == np.float32
+    assert result.model("last").count_params() == 8
+
+
+def test_an_object_array_cannot_enter_the_store(cache_dir):
+    with cache.building("x", "k") as scratch, pytest.raises(ValueError):
+        cache.commit(scratch, "x", "k", {}, {"bad": np.array([{}], dtype=object)}, {})
+    assert cache.entries() == [] and cache.partials() == []
+
+
+def test_cli_run_list_clear(toy, capsys):
+    module = toy()
+    chapter = module.tiny.chapter
+    assert cli.main(["run", module.tiny.name, "--profile", "smoke"]) == 0
+    assert "computed" in capsys.readouterr().out
+    assert cli.main(["list", "--profile", "smoke"]) == 0
+    listing = capsys.readouterr().out
+    assert chapter in listing and "cached" in listing
+    assert cli.main(["run", chapter, "--profile", "smoke"]) == 130  # `interrupted` stops it
+    assert "nothing half-written" in capsys.readouterr().err
+    assert cli.main(["cache", "verify"]) == 0
+    assert cli.main(["cache", "clear", module.tiny.name]) == 0
+    assert "removed 1" in capsys.readouterr().out
+    assert cache.entries() == []
+
+
+@pytest.mark.parametrize("arguments, expected", [
+    (["run", "no-such-chapter"], "valid choices"),
+    (["run", "x", "--profile", "bogus"], "valid profiles"),
+    (["list", "--profile", "bogus"], "valid profiles"),
+    (["cache", "clear", "no-such-experiment"], "valid choices"),
+    (["cache", "explode"], "invalid choice"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_cli_rejects_bad_input_in_one_line(cache_dir, capsys, arguments, expected):
+    assert cli.main(arguments) == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and expected in error
