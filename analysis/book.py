@@ -1,0 +1,61 @@
+"""What every chapter's hidden first cell loads (the r4ds pattern).
+
+``from analysis.book import *`` gives a chapter the active profile, a plotting
+style shared by all figures, and helpers that turn results into Markdown:
+the data callout that must appear whenever an offline default or stand-in
+was used, and number formatting for inline expressions.
+"""
+
+from __future__ import annotations
+
+from IPython.display import Markdown
+
+from analysis import profiles
+
+__all__ = ["profile", "Markdown", "data_callout", "percent", "number", "setup"]
+
+profile = profiles.current()
+
+
+def setup() -> None:
+    """One look for every figure; called once by the chapter's first cell."""
+    import matplotlib
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
+    matplotlib.rcParams.update({"figure.figsize": (7, 4), "figure.dpi": 110,
+                                "savefig.bbox": "tight", "axes.titlesize": "medium"})
+
+
+def data_callout(*results) -> Markdown:
+    """A warning callout naming every substitute dataset the results used.
+
+    Empty when all data were real, so a chapter can always call it. Use it in
+    a cell with ``#| output: asis``-free display: it returns Markdown.
+    """
+    seen = {}
+    for result in results:
+        for record in result.substitutes:
+            seen[record["dataset"]] = record
+    if not seen:
+        return Markdown("")
+    items = "\n".join(
+        f"- **{r['dataset']}**: {r['source_name']}. To use the real data: {r['how_to_get_real']}"
+        for r in seen.values()
+    )
+    return Markdown(
+        "::: {.callout-warning}\n## Not the real dataset\n"
+        "Some results in this chapter were computed on substitute data, so their "
+        "numbers are not comparable with published ones:\n\n" + items + "\n:::\n"
+    )
+
+
+def percent(value: float, digits: int = 1) -> str:
+    """0.9731 -> '97.3%' (for inline expressions)."""
+    return f"{100 * float(value):.{digits}f}%"
+
+
+def number(value: float, digits: int = 3) -> str:
+    """A float with thousands separators for integers."""
+    value = float(value)
+    return f"{int(value):,}" if value.is_integer() else f"{value:.{digits}g}"
