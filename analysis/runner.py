@@ -251,7 +251,11 @@ class Experiment:
 
     def key_material(self, profile=None, fingerprints: dict | None = None) -> dict:
         if fingerprints is None:
-            fingerprints = {name: _data().resolve(name).fingerprint for name in self.datasets}
+            # What load() would use: on a machine with internet this downloads
+            # the real files first, so results cached on a stand-in earlier are
+            # not mistaken for results on the real data.
+            fingerprints = {name: _data().resolve_for_load(name).fingerprint
+                            for name in self.datasets}
         return {
             "experiment": self.name,
             "config": self.config(profile),
