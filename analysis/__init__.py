@@ -27,3 +27,35 @@ def _one_line_user_errors(exc_type, exc, tb, _previous=sys.excepthook):
 
 
 sys.excepthook = _one_line_user_errors
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's stderr closed, inside a Jupyter kernel.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass Python's
+    logging and TF_CPP_MIN_LOG_LEVEL; a kernel forwards them into the page
+    under the first cell that imports Keras. Importing here, with file
+    descriptor 2 pointed at /dev/null for the moment, keeps the book clean.
+    Real errors later on still reach stderr.
+    """
+    if "ipykernel" not in sys.modules or "tensorflow" in sys.modules:
+        return
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")  # the CUDA probe logs too
+            except ImportError:
+                pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_import_tensorflow_quietly()

@@ -1,0 +1,1 @@
+"""Experiments of the backprop chapter (chapters/backprop.qmd)."""

@@ -1,0 +1,1 @@
+"""Experiments of the depth chapter (chapters/depth.qmd)."""

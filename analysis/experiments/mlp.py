@@ -1,0 +1,1 @@
+"""Experiments of the mlp chapter (chapters/mlp.qmd)."""

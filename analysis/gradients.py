@@ -1,0 +1,114 @@
+"""Gradients by automatic differentiation: the one backend-specific module.
+
+Keras 3 code is backend-neutral everywhere else, but taking a gradient outside
+``fit`` needs the backend's own machinery: ``tf.GradientTape`` on TensorFlow,
+``jax.grad`` on JAX, ``torch.autograd`` on PyTorch. Each public function below
+has one small branch per backend and returns NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def _backend() -> str:
+    return keras.backend.backend()
+
+
+def _unsupported(name: str):
+    return NotImplementedError(f"gradients are not implemented for the {name!r} backend")
+
+
+def weight_gradients(model: keras.Model, x, y, loss=None) -> list[np.ndarray]:
+    """d loss / d w for each of ``model.trainable_weights`` (same order), on (x, y).
+
+    The loss is the model's compiled loss if it has one, else sparse
+    categorical cross-entropy; the forward pass runs in inference mode
+    (``training=False``), so dropout is off and batch norm uses its averages.
+    """
+    loss = loss or getattr(model, "loss", None) or "sparse_categorical_crossentropy"
+    loss_fn = keras.losses.get(loss)
+    x = np.asarray(x)
+    y = np.asarray(y)
+    backend = _backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            value = loss_fn(y, model(x, training=False))
+            value = tf.reduce_mean(value)
+        grads = tape.gradient(value, [w.value for w in model.trainable_weights])
+        return [np.asarray(g) for g in grads]
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        trainable = [w.value for w in model.trainable_weights]
+        frozen = [w.value for w in model.non_trainable_weights]
+
+        def objective(values):
+            prediction, _ = model.stateless_call(values, frozen, x, training=False)
+            return jnp.mean(loss_fn(y, prediction))
+
+        return [np.asarray(g) for g in jax.grad(objective)(trainable)]
+    if backend == "torch":
+        import torch
+
+        for weight in model.trainable_weights:
+            weight.value.grad = None
+        value = torch.mean(loss_fn(torch.as_tensor(y), model(x, training=False)))
+        value.backward()
+        return [w.value.grad.detach().cpu().numpy() for w in model.trainable_weights]
+    raise _unsupported(backend)
+
+
+def input_gradient(layer, x, upstream) -> np.ndarray:
+    """The vector-Jacobian product: d/dx of sum(layer(x) * upstream).
+
+    This is what backpropagation passes down through ``layer`` when the
+    gradient arriving at its output is ``upstream``.
+    """
+    x = np.asarray(x, dtype="float32")
+    upstream = np.asarray(upstream, dtype="float32")
+    backend = _backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        inputs = tf.convert_to_tensor(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            value = tf.reduce_sum(layer(inputs, training=False) * upstream)
+        return np.asarray(tape.gradient(value, inputs))
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        trainable = [w.value for w in layer.trainable_weights]
+        frozen = [w.value for w in layer.non_trainable_weights]
+
+        def objective(inputs):
+            output, _ = layer.stateless_call(trainable, frozen, inputs, training=False)
+            return jnp.sum(output * upstream)
+
+        return np.asarray(jax.grad(objective)(jnp.asarray(x)))
+    if backend == "torch":
+        import torch
+
+        inputs = torch.as_tensor(x).requires_grad_(True)
+        value = torch.sum(layer(inputs, training=False) * torch.as_tensor(upstream))
+        value.backward()
+        return inputs.grad.detach().cpu().numpy()
+    raise _unsupported(backend)
+
+
+def max_abs_kernel_gradients(model: keras.Model, x, y, loss=None) -> dict[str, float]:
+    """For each Dense/Conv layer, input side first: max |d loss / d kernel|."""
+    grads = weight_gradients(model, x, y, loss)
+    by_weight = {id(w): g for w, g in zip(model.trainable_weights, grads)}
+    result = {}
+    for layer in model.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None and id(kernel) in by_weight:
+            result[layer.name] = float(np.max(np.abs(by_weight[id(kernel)])))
+    return result
