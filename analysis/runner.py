@@ -377,6 +377,6 @@ def select(target: str) -> list[Experiment]:
     matches = [e for e in REGISTRY.values() if target in (e.name, e.name.rpartition(".")[2])]
     if len(matches) == 1:
         return matches
-    valid = ", ".join(list(grouped) + list(REGISTRY))
+    valid = ", ".join(list(grouped) + list(REGISTRY)) or "(no experiments are defined yet)"
     problem = "is ambiguous" if matches else "is neither a chapter nor an experiment"
     raise UserError(f"{target!r} {problem}; valid choices: {valid}")

@@ -8,7 +8,7 @@ import sys
 import textwrap
 import uuid
 import zipfile
-from pathlib import Path
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -39,6 +39,13 @@ def tiny(run, config):
         accuracies.append(history["accuracy"][-1])
     run.save_model("last", model)
     return {{"accuracy": accuracies, "loss": history["loss"], "weights": model.get_weights()[0]}}
+
+@experiment()
+def slow(run, config):
+    import time
+    CALLS.append("slow")
+    time.sleep(0.5)
+    return {{"value": 42}}
 
 @experiment()
 def interrupted(run, config):
@@ -162,6 +169,15 @@ def test_interrupted_computation_leaves_nothing(toy, cache_dir):
     assert cache.entries() == [] and cache.partials() == []
 
 
+def test_two_renders_at_once_compute_once(toy):
+    module = toy()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda _: module.slow("smoke"), range(2)))
+    assert module.CALLS == ["slow"]
+    assert sorted(r.from_cache for r in results) == [False, True]
+    assert results[0].metrics == results[1].metrics == {"value": 42}
+
+
 def test_same_experiment_twice_gives_identical_metrics(toy, monkeypatch):
     module = toy()
     first = module.tiny("smoke")
@@ -211,7 +227,7 @@ def test_cli_run_list_clear(toy, capsys):
     assert cli.main(["cache", "verify"]) == 0
     assert cli.main(["cache", "clear", module.tiny.name]) == 0
     assert "removed 1" in capsys.readouterr().out
-    assert cache.entries() == []
+    assert cache.entries(module.tiny.name) == [] and cache.entries(module.slow.name) != []
 
 
 @pytest.mark.parametrize("arguments, expected", [
