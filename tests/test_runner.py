@@ -41,6 +41,21 @@ def tiny(run, config):
     return {{"accuracy": accuracies, "loss": history["loss"], "weights": model.get_weights()[0]}}
 
 @experiment()
+def tuned(run, config):
+    """A two-trial keras-tuner search whose project lives inside the entry."""
+    import keras, keras_tuner
+    def build(hp):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(hp.Int("units", 2, 4)),
+                                  keras.layers.Dense(2, activation="softmax")])
+        return training.compile_model(model, "sgd")
+    x = np.random.default_rng(0).normal(size=(32, 3)).astype("float32")
+    y = (x.sum(axis=1) > 0).astype("int64")
+    tuner = keras_tuner.RandomSearch(build, objective="val_accuracy", max_trials=2, seed=0,
+                                     directory=run.subdirectory("tuner"), project_name="search")
+    tuner.search(x, y, validation_data=(x, y), epochs=1, verbose=0)
+    return {{"best_units": tuner.get_best_hyperparameters()[0].get("units")}}
+
+@experiment()
 def slow(run, config):
     import time
     CALLS.append("slow")
@@ -206,6 +221,16 @@ def test_nothing_in_the_store_is_a_pickle(toy, cache_dir):
     with np.load(result.path / "arrays.npz", allow_pickle=False) as arrays:
         assert arrays["weights"].dtype == np.float32
     assert result.model("last").count_params() == 8
+
+
+def test_a_tuner_directory_lives_inside_the_entry(toy):
+    result = toy().tuned("smoke")
+    project = result.path / "tuner" / "search"
+    assert (project / "oracle.json").is_file()
+    assert 2 <= result["best_units"] <= 4
+    files = [p for p in project.rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} <= {".json", ".h5"}  # weights in HDF5, no code
+    assert not any(_looks_like_pickle(p.read_bytes()) for p in files)
 
 
 def test_an_object_array_cannot_enter_the_store(cache_dir):
