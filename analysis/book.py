@@ -20,8 +20,15 @@ profile = profiles.current()
 def setup() -> None:
     """One look for every figure; called once by the chapter's first cell."""
     import matplotlib
+    import matplotlib.pyplot as plt
     import seaborn as sns
 
+    # Figures appear because a cell returns them, once; in interactive mode
+    # the inline backend would show every open figure a second time. The
+    # backend switches interactive mode on when it first starts, so start it
+    # (by opening and closing a figure) before switching it off.
+    plt.close(plt.figure())
+    plt.ioff()
     sns.set_theme(context="notebook", style="whitegrid", palette="colorblind")
     matplotlib.rcParams.update({"figure.figsize": (7, 4), "figure.dpi": 110,
                                 "savefig.bbox": "tight", "axes.titlesize": "medium"})

@@ -6,11 +6,16 @@ from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 
 def source_footer(figure, source: str) -> None:
-    """Name the data in the figure itself, so a copied figure keeps its provenance."""
-    figure.text(0.99, 0.005, f"Data: {source}", ha="right", va="bottom",
+    """Name the data in the figure itself, so a copied figure keeps its provenance.
+
+    The line hangs just below the figure's bottom edge, so it never covers an
+    axis label; figures are saved with a tight bounding box, which takes it in.
+    """
+    figure.text(0.99, 0.0, f"Data: {source}", ha="right", va="top",
                 fontsize="x-small", color="0.35")
 
 
@@ -45,6 +50,7 @@ def learning_curves(histories: Mapping[str, Sequence[Mapping[str, Sequence[float
             epochs = np.arange(1, len(values[0]) + 1)
             _band(axis, epochs, values, f"{variant}, {split_name}", colors[index % len(colors)], style)
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     axis.set_ylabel(ylabel or metric.replace("_", " "))
     axis.legend(fontsize="small")
     if source:
