@@ -20,12 +20,15 @@ def _unsupported(name: str):
     return NotImplementedError(f"gradients are not implemented for the {name!r} backend")
 
 
-def weight_gradients(model: keras.Model, x, y, loss=None) -> list[np.ndarray]:
+def weight_gradients(model: keras.Model, x, y, loss=None, training: bool = False) -> list[np.ndarray]:
     """d loss / d w for each of ``model.trainable_weights`` (same order), on (x, y).
 
     The loss is the model's compiled loss if it has one, else sparse
-    categorical cross-entropy; the forward pass runs in inference mode
-    (``training=False``), so dropout is off and batch norm uses its averages.
+    categorical cross-entropy, averaged over the batch. By default the forward
+    pass runs in inference mode (``training=False``): dropout is off and batch
+    norm uses its moving averages. ``training=True`` gives the gradient that a
+    training step sees (batch norm normalises with the batch's statistics);
+    the model's state (batch norm's moving averages) is left unchanged.
     """
     loss = loss or getattr(model, "loss", None) or "sparse_categorical_crossentropy"
     loss_fn = keras.losses.get(loss)
@@ -35,10 +38,11 @@ def weight_gradients(model: keras.Model, x, y, loss=None) -> list[np.ndarray]:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        with tf.GradientTape() as tape:
-            value = loss_fn(y, model(x, training=False))
-            value = tf.reduce_mean(value)
-        grads = tape.gradient(value, [w.value for w in model.trainable_weights])
+        with _state_kept(model):
+            with tf.GradientTape() as tape:
+                value = loss_fn(y, model(x, training=training))
+                value = tf.reduce_mean(value)
+            grads = tape.gradient(value, [w.value for w in model.trainable_weights])
         return [np.asarray(g) for g in grads]
     if backend == "jax":
         import jax
@@ -47,8 +51,10 @@ def weight_gradients(model: keras.Model, x, y, loss=None) -> list[np.ndarray]:
         trainable = [w.value for w in model.trainable_weights]
         frozen = [w.value for w in model.non_trainable_weights]
 
+        # stateless_call returns the updated state instead of assigning it,
+        # so nothing needs restoring on this backend.
         def objective(values):
-            prediction, _ = model.stateless_call(values, frozen, x, training=False)
+            prediction, _ = model.stateless_call(values, frozen, x, training=training)
             return jnp.mean(loss_fn(y, prediction))
 
         return [np.asarray(g) for g in jax.grad(objective)(trainable)]
@@ -57,10 +63,27 @@ def weight_gradients(model: keras.Model, x, y, loss=None) -> list[np.ndarray]:
 
         for weight in model.trainable_weights:
             weight.value.grad = None
-        value = torch.mean(loss_fn(torch.as_tensor(y), model(x, training=False)))
-        value.backward()
+        with _state_kept(model):
+            value = torch.mean(loss_fn(torch.as_tensor(y), model(x, training=training)))
+            value.backward()
         return [w.value.grad.detach().cpu().numpy() for w in model.trainable_weights]
     raise _unsupported(backend)
+
+
+class _state_kept:
+    """Restore a model's non-trainable variables (batch norm's moving averages)
+    on exit, so that a forward pass in training mode leaves no trace."""
+
+    def __init__(self, model):
+        self.variables = list(model.non_trainable_weights)
+
+    def __enter__(self):
+        self.saved = [keras.ops.convert_to_numpy(v.value) for v in self.variables]
+
+    def __exit__(self, *exc_info):
+        for variable, value in zip(self.variables, self.saved):
+            variable.assign(value)
+        return False
 
 
 def input_gradient(layer, x, upstream) -> np.ndarray:
@@ -69,8 +92,10 @@ def input_gradient(layer, x, upstream) -> np.ndarray:
     This is what backpropagation passes down through ``layer`` when the
     gradient arriving at its output is ``upstream``.
     """
-    x = np.asarray(x, dtype="float32")
-    upstream = np.asarray(upstream, dtype="float32")
+    # Work in the layer's own precision (float64 layers are used for checks).
+    dtype = getattr(layer, "compute_dtype", None) or "float32"
+    x = np.asarray(x, dtype=dtype)
+    upstream = np.asarray(upstream, dtype=dtype)
     backend = _backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -102,9 +127,13 @@ def input_gradient(layer, x, upstream) -> np.ndarray:
     raise _unsupported(backend)
 
 
-def max_abs_kernel_gradients(model: keras.Model, x, y, loss=None) -> dict[str, float]:
-    """For each Dense/Conv layer, input side first: max |d loss / d kernel|."""
-    grads = weight_gradients(model, x, y, loss)
+def max_abs_kernel_gradients(model: keras.Model, x, y, loss=None,
+                             training: bool = False) -> dict[str, float]:
+    """For each Dense/Conv layer, input side first: max |d loss / d kernel|.
+
+    ``training`` is passed to :func:`weight_gradients`.
+    """
+    grads = weight_gradients(model, x, y, loss, training=training)
     by_weight = {id(w): g for w, g in zip(model.trainable_weights, grads)}
     result = {}
     for layer in model.layers:

@@ -1,0 +1,218 @@
+"""analysis.gradients: automatic differentiation checked against finite
+differences, the vanishing-gradient facts the depth chapter relies on, and
+the TensorFlow and JAX branches against each other (when JAX is installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from analysis import gradients, models, training
+from analysis.config import PROJECT_ROOT
+
+#: Step of the central differences; in float64 their error is ~1e-10 here.
+STEP = 1e-6
+
+
+def tiny_network(seed: int = 0) -> keras.Model:
+    """A float64 network 3 → 4 (tanh) → 3 (sigmoid) → 2 (softmax)."""
+    training.set_seed(seed)
+    return keras.Sequential([
+        keras.Input((3,), dtype="float64"),
+        keras.layers.Dense(4, activation="tanh", dtype="float64", name="first"),
+        keras.layers.Dense(3, activation="sigmoid", dtype="float64", name="second"),
+        keras.layers.Dense(2, activation="softmax", dtype="float64", name="output"),
+    ])
+
+
+def tiny_batch(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(5, 3)), rng.integers(0, 2, size=5)
+
+
+def mean_cross_entropy(model, x, y) -> float:
+    """The loss, computed from the model's probabilities in NumPy (float64)."""
+    probabilities = keras.ops.convert_to_numpy(model(x, training=False))
+    return float(-np.mean(np.log(probabilities[np.arange(len(y)), y])))
+
+
+def finite_differences(model, x, y) -> list[np.ndarray]:
+    """Central differences of the loss for every entry of every trainable weight."""
+    estimates = []
+    for variable in model.trainable_weights:
+        original = keras.ops.convert_to_numpy(variable.value).copy()
+        estimate = np.zeros_like(original)
+        for index in np.ndindex(original.shape):
+            shifted = original.copy()
+            shifted[index] = original[index] + STEP
+            variable.assign(shifted)
+            above = mean_cross_entropy(model, x, y)
+            shifted[index] = original[index] - STEP
+            variable.assign(shifted)
+            below = mean_cross_entropy(model, x, y)
+            estimate[index] = (above - below) / (2 * STEP)
+        variable.assign(original)
+        estimates.append(estimate)
+    return estimates
+
+
+def test_weight_gradients_equal_finite_differences():
+    model, (x, y) = tiny_network(), tiny_batch()
+    analytic = gradients.weight_gradients(model, x, y)
+    numeric = finite_differences(model, x, y)
+    assert [g.shape for g in analytic] == [w.shape for w in model.trainable_weights]
+    for exact, estimate in zip(analytic, numeric):
+        assert exact.dtype == np.float64
+        np.testing.assert_allclose(exact, estimate, rtol=1e-6, atol=1e-9)
+
+
+def test_the_finite_difference_check_rejects_a_wrong_gradient():
+    """The tolerance above is tight enough to catch a 1% error or a swapped layer."""
+    model, (x, y) = tiny_network(), tiny_batch()
+    analytic = gradients.weight_gradients(model, x, y)
+    numeric = finite_differences(model, x, y)
+    kernel = 0  # the first layer's kernel
+    assert np.abs(numeric[kernel]).max() > 1e-3
+    assert not np.allclose(analytic[kernel] * 1.01, numeric[kernel], rtol=1e-6, atol=1e-9)
+    other = gradients.weight_gradients(tiny_network(seed=1), x, y)
+    assert not np.allclose(other[kernel], numeric[kernel], rtol=1e-6, atol=1e-9)
+
+
+def test_max_abs_kernel_gradients_takes_each_dense_kernel_in_order():
+    model, (x, y) = tiny_network(), tiny_batch()
+    maxima = gradients.max_abs_kernel_gradients(model, x, y)
+    assert list(maxima) == ["first", "second", "output"]
+    by_weight = dict(zip((id(w) for w in model.trainable_weights),
+                         gradients.weight_gradients(model, x, y)))
+    for layer in model.layers:
+        assert maxima[layer.name] == pytest.approx(np.abs(by_weight[id(layer.kernel)]).max())
+
+
+def test_input_gradient_is_the_vector_jacobian_product():
+    training.set_seed(0)
+    layer = keras.layers.Dense(3, dtype="float64")
+    rng = np.random.default_rng(1)
+    x, upstream = rng.normal(size=(4, 5)), rng.normal(size=(4, 3))
+    layer.build((None, 5))
+    kernel = keras.ops.convert_to_numpy(layer.kernel.value)
+    np.testing.assert_allclose(gradients.input_gradient(layer, x, upstream), upstream @ kernel.T,
+                               rtol=1e-12)
+
+
+def test_training_mode_uses_batch_statistics_and_leaves_the_model_unchanged():
+    training.set_seed(0)
+    model = models.mlp([8, 8], activation_name="tanh", input_shape=(4,), normalization="batch")
+    rng = np.random.default_rng(0)
+    x, y = 3.0 + rng.normal(size=(16, 4)).astype("float32"), rng.integers(0, 10, 16)
+    before = [keras.ops.convert_to_numpy(v.value).copy() for v in model.non_trainable_weights]
+    in_training = gradients.weight_gradients(model, x, y, training=True)
+    in_inference = gradients.weight_gradients(model, x, y, training=False)
+    after = [keras.ops.convert_to_numpy(v.value) for v in model.non_trainable_weights]
+    for old, new in zip(before, after):
+        np.testing.assert_array_equal(old, new)
+    assert not np.allclose(in_training[0], in_inference[0])
+
+
+def first_and_last_hidden(activation_name: str, initializer: str, depth: int = 40, seed: int = 0):
+    """Max |dL/dW| of the first and the last hidden layer of an untrained network."""
+    training.set_seed(seed)
+    model = models.mlp([32] * depth, activation_name=activation_name,
+                       kernel_initializer=initializer)
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(size=(64, 28, 28, 1)).astype("float32")
+    y = rng.integers(0, 10, size=64)
+    maxima = list(gradients.max_abs_kernel_gradients(model, x, y).values())
+    assert len(maxima) == depth + 1  # the hidden layers, then the output layer
+    return maxima[0], maxima[-2]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sigmoid_gradient_vanishes_through_forty_layers(seed):
+    first, last = first_and_last_hidden("sigmoid", "glorot_uniform", seed=seed)
+    # sigmoid' <= 1/4 per layer: ten orders of magnitude is a loose bound
+    # (it is about 24 in practice).
+    assert 0 < first < 1e-10 * last
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_relu_with_he_initialisation_keeps_the_gradient_through_forty_layers(seed):
+    first, last = first_and_last_hidden("relu", "he_normal", seed=seed)
+    assert 0.05 * last < first < 20 * last
+
+
+# --------------------------------------------------------------------------
+# TensorFlow against JAX on the same weights
+
+#: Run in a fresh interpreter whose KERAS_BACKEND is the one under test: it
+#: rebuilds the network, loads the weights from an .npz file and writes the
+#: gradients to another.
+OTHER_SIDE = textwrap.dedent('''
+    import json, sys
+    import numpy as np
+    import keras
+    from analysis import gradients, models
+
+    spec = json.loads(sys.argv[1])
+    if keras.backend.backend() != spec["backend"]:
+        sys.exit(f"expected the {spec['backend']} backend, got {keras.backend.backend()}")
+    stored = np.load(sys.argv[2], allow_pickle=False)
+    model = models.mlp(spec["hidden_units"], activation_name=spec["activation"],
+                       input_shape=tuple(spec["input_shape"]),
+                       normalization=spec["normalization"])
+    model.set_weights([stored[f"weight_{i}"] for i in range(spec["weights"])])
+    result = gradients.weight_gradients(model, stored["x"], stored["y"],
+                                        training=spec["training"])
+    np.savez(sys.argv[3], **{f"gradient_{i}": g for i, g in enumerate(result)})
+''')
+
+
+def compare_with_backend(tmp_path, backend: str, activation: str, normalization):
+    """Gradients here (TensorFlow) and in a subprocess on ``backend``, same weights."""
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the reference side of this test runs on TensorFlow")
+    spec = {"backend": backend, "hidden_units": [16, 16, 16], "activation": activation,
+            "input_shape": [6], "normalization": normalization, "training": True}
+    training.set_seed(0)
+    model = models.mlp(spec["hidden_units"], activation_name=activation, input_shape=(6,),
+                       normalization=normalization)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 6)).astype("float32"), rng.integers(0, 10, size=8)
+    weights = model.get_weights()
+    spec["weights"] = len(weights)
+    inputs, outputs = tmp_path / "weights.npz", tmp_path / "gradients.npz"
+    np.savez(inputs, x=x, y=y, **{f"weight_{i}": w for i, w in enumerate(weights)})
+    path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
+    environment = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu",
+                   "PYTHONPATH": path}
+    completed = subprocess.run(
+        [sys.executable, "-c", OTHER_SIDE, json.dumps(spec), str(inputs), str(outputs)],
+        env=environment, cwd=str(PROJECT_ROOT), capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    expected = gradients.weight_gradients(model, x, y, training=True)
+    with np.load(outputs, allow_pickle=False) as stored:
+        received = [stored[f"gradient_{i}"] for i in range(len(expected))]
+    assert len(received) == len(expected)
+    for reference, other in zip(expected, received):
+        np.testing.assert_allclose(other, reference, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
+                    reason="JAX is not installed; the JAX branch of analysis.gradients "
+                           "is compared with TensorFlow only where both backends exist")
+@pytest.mark.parametrize("activation, normalization", [("sigmoid", None), ("lecun", "batch")])
+def test_tensorflow_and_jax_gradients_agree(tmp_path, activation, normalization):
+    compare_with_backend(tmp_path, "jax", activation, normalization)
+
+
+def test_the_comparison_harness_reproduces_gradients_across_processes(tmp_path):
+    """The same harness with TensorFlow on both sides: the weights survive the
+    trip through the .npz file, so a JAX mismatch would be the backend's."""
+    compare_with_backend(tmp_path, "tensorflow", "lecun", "batch")
