@@ -17,6 +17,11 @@ its module and of every ``analysis`` module it imports (transitively), the
 fingerprints of its datasets, the Keras backend and the versions of numeric
 packages. Anything else -- the profile's name, prose, plots -- does not count.
 
+An experiment that builds on another one's result calls it inside its body
+and puts the other experiment's key into its own configuration
+(``"upstream_key": other.key(profile)``), so it is recomputed whenever the
+result it builds on would be.
+
 ``NNSTUDY_REFRESH=all`` or ``NNSTUDY_REFRESH=name[,name]`` recomputes (once per
 process, so a chapter that reads one result in several cells trains once).
 """

@@ -146,13 +146,12 @@ def test_variants_of_a_seed_start_from_the_same_dense_weights(tiny_mnist, monkey
     assert output["test_images"].shape == (80, 28, 28, 1)
 
 
-def test_layer_norm_experiment_exists_per_optimizer():
-    assert set(experiments.LAYER_NORM_EXPERIMENTS) == set(experiments.OPTIMIZER_LABELS)
-    config = experiments.LAYER_NORM_EXPERIMENTS["adagrad"].config("smoke")
-    assert config["optimizer"] == "adagrad"
+def test_layer_norm_experiment_depends_on_the_optimizers_result():
+    config = experiments.layer_norm.config("smoke")
+    assert config["optimizers_key"] == experiments.optimizers.key("smoke")
     assert config["seeds"] == experiments.optimizers.config("smoke")["seeds"]
-    with pytest.raises(ValueError, match="unknown optimizer"):
-        experiments.layer_norm("sgd")
+    # Another optimizers result (here: another profile's) means another key.
+    assert experiments.layer_norm.key("smoke") != experiments.layer_norm.key("default")
 
 
 # --------------------------------------------------------------------------
@@ -237,7 +236,7 @@ def test_chosen_optimizer_uses_validation_not_test():
         "adam": {"best_val_accuracy": [0.80, 0.81], "test_accuracy": [0.99, 0.99]},
         "adagrad": {"best_val_accuracy": [0.90, 0.91], "test_accuracy": [0.50, 0.50]},
     })
-    assert chapter_tables.chosen_optimizer(result) == "adagrad"
+    assert experiments.chosen_optimizer(result) == "adagrad"
 
 
 def test_history_csv_has_one_row_per_run_and_epoch(tmp_path):

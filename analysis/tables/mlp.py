@@ -2,7 +2,6 @@
 
 * :func:`compare` / :func:`verdict` — which of two variants did better on a
   score, judged against the spread over seeds (used for the prose);
-* :func:`chosen_optimizer` — the optimizer the layer-norm experiment uses;
 * :func:`optimizer_table`, :func:`layer_norm_table` — mean ± std over seeds;
 * :func:`parameter_equation`, :func:`derived_parameters`,
   :func:`parameter_table` — parameter counts derived with SymPy and checked
@@ -119,17 +118,6 @@ def verdict(comparison: Comparison) -> str:
             f"({_format(comparison.better_values, digits, percent)} against "
             f"{_format(comparison.worse_values, digits, percent)} for {label(comparison.worse)}); "
             f"the gap of {gap} is {judgement}")
-
-
-def chosen_optimizer(optimizers_result) -> str:
-    """The optimizer with the higher mean best validation accuracy.
-
-    The choice uses validation data only, so the test set stays untouched
-    until each model's final evaluation.
-    """
-    names = optimizers_result["variants"]
-    scores = optimizers_result["scores"]
-    return max(names, key=lambda name: float(np.mean(scores[name]["best_val_accuracy"])))
 
 
 # --------------------------------------------------------------------------
