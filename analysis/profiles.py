@@ -38,10 +38,19 @@ class BackpropBudget:
 
     cifar: DataBudget
     num_iters: int            # SGD iterations of the default net
-    sweep_num_iters: int      # iterations per configuration of the sweep
+    # The sweep reads each configuration at these iteration counts, from one
+    # run (scratch.train_in_stages): all but the last must end an epoch, i.e.
+    # be multiples of train / 200 (245 for 49,000 images, 10 for 2,000).
+    sweep_num_iters: tuple[int, ...]
     sweep_hidden_sizes: tuple[int, ...]
     sweep_learning_rates: tuple[float, ...]
     sweep_regs: tuple[float, ...]
+    # The train-test gap: each factor is varied over its levels while the
+    # other two stay at their smallest level; every run has gap_num_iters.
+    gap_train_sizes: tuple[int, ...]
+    gap_hidden_sizes: tuple[int, ...]
+    gap_regs: tuple[float, ...]
+    gap_num_iters: int
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,14 @@ PROFILES: dict[str, Profile] = {
         backprop=BackpropBudget(
             cifar=DataBudget(train=2000, validation=200, test=200),
             num_iters=60,
-            sweep_num_iters=40,
+            sweep_num_iters=(20, 40),
             sweep_hidden_sizes=(25, 50),
             sweep_learning_rates=(1e-3,),
             sweep_regs=(0.0, 0.25),
+            gap_train_sizes=(250, 1000),
+            gap_hidden_sizes=(10, 40),
+            gap_regs=(0.0, 5.0),
+            gap_num_iters=100,
         ),
         mlp=MlpBudget(mnist=DataBudget(train=2000, validation=500, test=500), epochs=2),
         depth=DepthBudget(
@@ -110,10 +123,14 @@ PROFILES: dict[str, Profile] = {
         backprop=BackpropBudget(
             cifar=DataBudget(train=49000, validation=1000, test=1000),
             num_iters=1000,
-            sweep_num_iters=1000,
+            sweep_num_iters=(980, 1960, 2940),
             sweep_hidden_sizes=(50, 100),
             sweep_learning_rates=(1e-3, 2e-3),
             sweep_regs=(0.05, 0.25),
+            gap_train_sizes=(1000, 4000, 16000),
+            gap_hidden_sizes=(50, 100, 200),
+            gap_regs=(0.0, 1.0, 5.0),
+            gap_num_iters=600,
         ),
         mlp=MlpBudget(mnist=DataBudget(train=None, validation=5000, test=None), epochs=20),
         # A 12,000-image training subset: 57 networks of up to 40 layers (the
@@ -132,11 +149,15 @@ PROFILES: dict[str, Profile] = {
         seeds=5,
         backprop=BackpropBudget(
             cifar=DataBudget(train=49000, validation=1000, test=1000),
-            num_iters=2000,
-            sweep_num_iters=3000,
+            num_iters=1000,
+            sweep_num_iters=(980, 1960, 2940, 4900),
             sweep_hidden_sizes=(50, 100, 200),
             sweep_learning_rates=(5e-4, 1e-3, 2e-3),
             sweep_regs=(0.01, 0.1, 0.25, 0.5),
+            gap_train_sizes=(1000, 4000, 16000, 49000),
+            gap_hidden_sizes=(50, 100, 200, 400),
+            gap_regs=(0.0, 0.25, 1.0, 5.0),
+            gap_num_iters=2000,
         ),
         mlp=MlpBudget(mnist=DataBudget(train=None, validation=5000, test=None), epochs=20),
         depth=DepthBudget(

@@ -6,6 +6,8 @@
 * :class:`MLP`: an L-layer perceptron in float64 with any activation of
   :mod:`analysis.symbolic`, whose backward pass is a line-by-line transcription
   of the chapter's equations (eq-forward … eq-batch-mean).
+* :func:`train_in_stages`: one training run of a :class:`TwoLayerNet`,
+  paused at checkpoints (a sweep over the number of iterations for free).
 * :func:`numerical_gradient`, :func:`relative_error`, :func:`gradient_check`:
   central finite differences and the comparison with analytic gradients.
 * :func:`layer_norm_forward`, :func:`layer_norm_backward`: layer
@@ -286,6 +288,66 @@ class MLP:
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The class with the highest score for each row of ``X``, shape (N,)."""
         return np.argmax(self.loss(X), axis=1)
+
+
+def train_in_stages(
+    net: TwoLayerNet,
+    X: np.ndarray,
+    y: np.ndarray,
+    X_val: np.ndarray,
+    y_val: np.ndarray,
+    checkpoints: Sequence[int],
+    on_checkpoint: Callable[[int, TwoLayerNet], None] | None = None,
+    learning_rate: float = 1e-3,
+    learning_rate_decay: float = 0.95,
+    reg: float = 5e-6,
+    batch_size: int = 200,
+) -> dict[str, list[float]]:
+    """:meth:`TwoLayerNet.train` for ``checkpoints[-1]`` iterations, pausing at
+    each checkpoint to call ``on_checkpoint(iterations_done, net)``.
+
+    This is how a hyper-parameter sweep gets the network after 1,000, 2,000
+    and 3,000 iterations from one run instead of three. It calls ``net.train``
+    once per stage, and the result is *bit for bit* the single long run: the
+    mini-batches come from NumPy's global generator in the same order, and
+    the learning rate handed to the next stage is decayed by the same
+    sequence of multiplications that ``train`` performs. That holds only if
+    every stage but the last ends on an epoch boundary, because ``train``
+    starts counting epochs afresh at each call; other checkpoints raise
+    ``ValueError``.
+
+    Returns the concatenated histories, as ``train`` does.
+    """
+    checkpoints = [int(c) for c in checkpoints]
+    if not checkpoints or checkpoints[0] <= 0 or any(b <= a for a, b in zip(checkpoints, checkpoints[1:])):
+        raise ValueError(f"checkpoints must be positive and increasing, got {checkpoints}")
+    iterations_per_epoch = max(X.shape[0] / batch_size, 1)
+    misaligned = [c for c in checkpoints[:-1] if not float(c / iterations_per_epoch).is_integer()]
+    if misaligned:
+        raise ValueError(
+            f"checkpoints {misaligned} do not end an epoch of {iterations_per_epoch:g} iterations; "
+            "staged training would then differ from one long run"
+        )
+    history = {"loss_history": [], "train_acc_history": [], "val_acc_history": []}
+    done = 0
+    for checkpoint in checkpoints:
+        stage = checkpoint - done
+        stats = net.train(
+            X, y, X_val, y_val,
+            learning_rate=learning_rate, learning_rate_decay=learning_rate_decay,
+            reg=reg, num_iters=stage, batch_size=batch_size,
+        )
+        for key in history:
+            history[key] += stats[key]
+        # Replay train's decay rule over the stage, multiplication by
+        # multiplication, so the next stage starts from the identical rate.
+        for iteration in range(stage):
+            if iteration == 0 or iteration // iterations_per_epoch != (iteration - 1) // iterations_per_epoch:
+                learning_rate *= learning_rate_decay
+        done = checkpoint
+        if on_checkpoint is not None:
+            on_checkpoint(checkpoint, net)
+    return history
 
 
 # ---------------------------------------------------------------------------

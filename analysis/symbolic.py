@@ -184,7 +184,7 @@ class ActivationDerivation:
         return Equation(
             label=f"eq-activation-{self.name}",
             latex=body,
-            description=f"The {self.title} activation, its derivative and the derivative's range.",
+            description=f"{self.title[0].upper()}{self.title[1:]}: the activation, its derivative and the derivative's range.",
             check=self.name,
         )
 
@@ -831,6 +831,264 @@ def check_backprop_equations() -> dict[str, bool]:
             batch.mean_loss(),
             {name: batch.mean_gradient(name) for name in batch.parameters},
             tuple(batch.parameters),
+        ),
+    }
+
+
+# ---------------------------------------------------------------------------
+# The rest of the backpropagation chapter: a worked softmax instance, the
+# bound through depth, and the two-layer network's loss and gradients
+# ---------------------------------------------------------------------------
+
+#: One sentence per check key, for the chapter's table "equation, check,
+#: passed". Keys are those of :func:`check_backprop_equations`,
+#: :func:`check_activations` and :func:`check_backprop_derivations`.
+CHECK_DESCRIPTIONS = {
+    "forward": "Shapes compose for symbolic layer sizes; the matrix form equals the index form.",
+    "output-delta": "For 3 symbolic logits, sympy.diff of the cross-entropy equals p − y when Σ y = 1.",
+    "hidden-delta": "For a generic activation f, sympy.diff with respect to z¹ equals the δ recursion.",
+    "weight-grad": "On a symbolic 2-2-2 network with generic f, sympy.diff with respect to every weight equals δ aᵀ.",
+    "bias-grad": "On the same network, sympy.diff with respect to every bias equals δ.",
+    "batch-mean": "For a batch of two examples, sympy.diff of the mean loss equals the mean of the per-example gradients.",
+    "relu": "f' from sympy.diff agrees with the output form on x > 0 and x < 0; the range is f''s values there.",
+    "tanh": "f' from sympy.diff simplifies to 1 − a²; range from f'' = 0 and the limits at ±∞, cross-checked by function_range.",
+    "sigmoid": "f' from sympy.diff simplifies to a(1 − a); range from f'' = 0 and the limits at ±∞, cross-checked by function_range.",
+    "lecun": "f' from sympy.diff equals the form in t = tanh(2x/3); range from f'' = 0 and the limits, cross-checked by function_range.",
+    "softmax-instance": "Every side is printed by SymPy; their differences simplify to 0, the last after substituting y₃ = 1 − y₁ − y₂.",
+    "gradient-bound": "sympy.diff of a 3-layer scalar chain is the product of w_l f'(z_l); each f' range lies in [0, sup f'].",
+    "two-layer-loss": "−log softmax(s)_c equals the cross-entropy of eq-loss at the one-hot y = e_c, for each of 3 classes.",
+    "two-layer-gradients": "On a symbolic 2-example, 2-2-2 network with generic f, sympy.diff of the loss (penalty included) equals every entry of the matrix formulas; ReLU's f' is the indicator of H > 0 by its verified output form.",
+}
+
+
+class _SoftmaxInstance(NamedTuple):
+    logits: sp.Matrix
+    targets: tuple
+    loss: sp.Expr           # the cross-entropy with the logarithm expanded
+    derivative: sp.Expr     # sympy.diff(loss, z_1), simplified
+    sum_form: sp.Expr       # p_1 (y_1 + … + y_C) − y_1, with p_1 a symbol
+    probability: sp.Expr    # what the symbol p_1 stands for
+    final_form: sp.Expr     # p_1 − y_1
+
+
+@functools.lru_cache(maxsize=None)
+def _softmax_instance(classes: int) -> _SoftmaxInstance:
+    logits = _vector("z", classes)
+    targets = sp.symbols(f"y_1:{classes + 1}", real=True)
+    probabilities = _softmax(logits)
+    loss = sp.expand_log(
+        -sum(y * sp.log(p) for y, p in zip(targets, probabilities)), force=True
+    )
+    derivative = sp.simplify(sp.diff(loss, logits[0]))
+    p_1 = sp.Symbol("p_1", real=True)
+    return _SoftmaxInstance(
+        logits=logits,
+        targets=targets,
+        loss=loss,
+        derivative=derivative,
+        sum_form=p_1 * sum(targets) - targets[0],
+        probability=probabilities[0],
+        final_form=p_1 - targets[0],
+    )
+
+
+def softmax_gradient_instance(classes: int = 3) -> Equation:
+    """eq-output-delta worked out by SymPy for ``classes`` logits, printed by
+    SymPy: the cross-entropy with its logarithm expanded, SymPy's derivative
+    with respect to z₁ (simplified), the same as p₁ Σ y_k − y₁, and p₁ − y₁
+    once the targets sum to 1. Label ``eq-softmax-instance``, check
+    ``softmax-instance``."""
+    if isinstance(classes, bool) or not isinstance(classes, (int, np.integer)) or classes < 2:
+        raise UserError(f"a softmax needs at least 2 classes, got {classes!r}")
+    item = _softmax_instance(int(classes))
+    target_sum = sp.latex(sp.Eq(sum(item.targets), 1))
+    body = (
+        "\\begin{aligned}\n"
+        rf"{_LOSS} &= {sp.latex(item.loss)} \\" "\n"
+        rf"\frac{{\partial {_LOSS}}}{{\partial z_{{1}}}} &= {sp.latex(item.derivative)} \\" "\n"
+        rf"&= {sp.latex(item.sum_form)} = {sp.latex(item.final_form)} "
+        rf"\quad \text{{when }} {target_sum}"
+        "\n\\end{aligned}"
+    )
+    return Equation(
+        "eq-softmax-instance",
+        body,
+        f"The output error of eq-output-delta for {classes} classes, computed and printed by SymPy.",
+        "softmax-instance",
+    )
+
+
+def _check_softmax_instance(classes: int = 3) -> bool:
+    item = _softmax_instance(classes)
+    p_1 = sp.Symbol("p_1", real=True)
+    raw = sp.diff(-sum(y * sp.log(p) for y, p in zip(item.targets, _softmax(item.logits))), item.logits[0])
+    sum_form = item.sum_form.subs(p_1, item.probability)
+    last = item.targets[-1]
+    constrained = {last: 1 - sum(item.targets[:-1])}
+    return bool(
+        sp.simplify(raw - item.derivative) == 0
+        and sp.simplify(item.derivative - sum_form) == 0
+        and sp.simplify(
+            (sum_form - item.final_form.subs(p_1, item.probability)).subs(constrained)
+        ) == 0
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def gradient_bound_equation() -> Equation:
+    """The bound that the activations put on the gradient through L layers:
+    |Π_l f'(z^l)| ≤ (sup f')^L, with (sup f')^L printed by SymPy for each
+    activation. Label ``eq-gradient-bound``, check ``gradient-bound``."""
+    depth = sp.Symbol("L", integer=True, positive=True)
+    rows = " \\\\\n".join(
+        rf"{sp.latex(item.derivative_supremum ** depth)} & \text{{{item.title}}}"
+        for item in activations()
+    )
+    body = (
+        rf"\left|\prod_{{l=1}}^{{L}} f'\left(z^{{l}}\right)\right| \le "
+        rf"\left(\sup_{{x}} f'(x)\right)^{{L}} = \begin{{cases}}" "\n" + rows + "\n" + r"\end{cases}"
+    )
+    return Equation(
+        "eq-gradient-bound",
+        body,
+        "What the activations of L layers can pass back at most, before the weights are counted.",
+        "gradient-bound",
+    )
+
+
+def _check_gradient_bound(layers: int = 3) -> bool:
+    """The chain rule gives the product that the bound is about, and every
+    factor lies in [0, sup f'], so the product is at most (sup f')^L."""
+    x = sp.Symbol("x0", real=True)
+    weights = sp.symbols(f"w1:{layers + 1}", real=True)
+    value, points = x, []
+    for weight in weights:
+        point = weight * value
+        points.append(point)
+        value = _F(point)
+    product = sp.Mul(*weights) * sp.Mul(*(_f_prime(point) for point in points))
+    chain_rule = sp.simplify(sp.diff(value, x) - product) == 0
+    factors_bounded = all(
+        item.derivative_range.is_subset(sp.Interval(0, item.derivative_supremum))
+        for item in activations()
+    )
+    return bool(chain_rule and factors_bounded)
+
+
+@functools.lru_cache(maxsize=None)
+def two_layer_equations() -> tuple[Equation, ...]:
+    """The two-layer network of :class:`analysis.scratch.TwoLayerNet` in its
+    own (row) convention: examples are the rows of X, W₁ is (D, H), W₂ is
+    (H, C). Labels ``eq-two-layer-loss`` and ``eq-two-layer-gradients``."""
+    ones = r"\mathbf{1}"
+    return (
+        Equation(
+            "eq-two-layer-loss",
+            r"\begin{aligned}"
+            "\n"
+            rf"H &= \max\left(0,\; X W_1 + {ones} b_1^{{\top}}\right), \qquad "
+            rf"S = H W_2 + {ones} b_2^{{\top}}, \\"
+            "\n"
+            rf"{_LOSS} &= \frac{{1}}{{N}} \sum_{{i=1}}^{{N}} -\log \operatorname{{softmax}}"
+            rf"\left(\mathbf{{s}}_{{i}}\right)_{{y_{{i}}}} + \lambda \left( \left\| W_1 \right\|_F^{{2}} "
+            rf"+ \left\| W_2 \right\|_F^{{2}} \right)"
+            "\n"
+            r"\end{aligned}",
+            "The two-layer network's forward pass and loss: mean cross-entropy plus λ times the squared Frobenius norms (no ½).",
+            "two-layer-loss",
+        ),
+        Equation(
+            "eq-two-layer-gradients",
+            r"\begin{aligned}"
+            "\n"
+            rf"G &= \tfrac{{1}}{{N}} \left(P - Y\right), & "
+            rf"\frac{{\partial {_LOSS}}}{{\partial W_2}} &= H^{{\top}} G + 2 \lambda W_2, & "
+            rf"\frac{{\partial {_LOSS}}}{{\partial b_2}} &= G^{{\top}} {ones}, \\"
+            "\n"
+            rf"G_H &= \left(G W_2^{{\top}}\right) \odot \mathbb{{I}}\left[H > 0\right], & "
+            rf"\frac{{\partial {_LOSS}}}{{\partial W_1}} &= X^{{\top}} G_H + 2 \lambda W_1, & "
+            rf"\frac{{\partial {_LOSS}}}{{\partial b_1}} &= G_H^{{\top}} {ones}"
+            "\n"
+            r"\end{aligned}",
+            "Its gradients in batch form: P holds the softmax rows, Y the one-hot rows; "
+            "eq-output-delta to eq-batch-mean, transposed to the row convention.",
+            "two-layer-gradients",
+        ),
+    )
+
+
+def _check_two_layer_loss(classes: int = 3) -> bool:
+    logits = _vector("s", classes)
+    probabilities = _softmax(logits)
+    for label in range(classes):
+        one_hot = sp.Matrix([1 if k == label else 0 for k in range(classes)])
+        claimed = -sp.log(probabilities[label])
+        if sp.simplify(_cross_entropy(logits, one_hot) - claimed) != 0:
+            return False
+    return True
+
+
+def two_layer_gradient_formula(X, hidden, G, W1, W2, reg, slopes) -> dict:
+    """eq-two-layer-gradients: the gradients of the two-layer loss.
+
+    ``X`` (N, D) inputs, ``hidden`` (N, H) hidden activations f(Z1), ``G``
+    = (P − Y)/N (N, C), ``W1``, ``W2`` the weights, ``reg`` the penalty
+    strength λ, ``slopes`` (N, H) f'(Z1). Works on SymPy matrices; biases'
+    gradients are returned as column vectors.
+    """
+    ones = sp.ones(X.shape[0], 1)
+    G_hidden = (G * W2.T).multiply_elementwise(slopes)
+    return {
+        "W2": hidden.T * G + 2 * reg * W2,
+        "b2": G.T * ones,
+        "W1": X.T * G_hidden + 2 * reg * W1,
+        "b1": G_hidden.T * ones,
+    }
+
+
+def _check_two_layer_gradients(
+    examples: int = 2, inputs: int = 2, hidden: int = 2, classes: int = 2, formula=None
+) -> bool:
+    """The row-convention formulas against sympy.diff, entry by entry, for a
+    generic activation f (f' enters through :func:`_f_prime`). ``formula``
+    replaces :func:`two_layer_gradient_formula` (same signature) to test
+    another one: a wrong one returns ``False``."""
+    formula = formula or two_layer_gradient_formula
+    X = _matrix("x", examples, inputs)
+    W1, b1 = _matrix("W1", inputs, hidden), _vector("b1", hidden)
+    W2, b2 = _matrix("W2", hidden, classes), _vector("b2", classes)
+    reg = sp.Symbol("lambda", positive=True)
+    ones = sp.ones(examples, 1)
+    Z1 = X * W1 + ones * b1.T
+    H = Z1.applyfunc(_F)
+    S = H * W2 + ones * b2.T
+    targets = [_one_hot_like(f"y{n}", classes) for n in range(examples)]
+    loss = sum(_cross_entropy(S[n, :].T, targets[n]) for n in range(examples)) / examples
+    loss += reg * (sum(w**2 for w in W1) + sum(w**2 for w in W2))
+    P = sp.Matrix.vstack(*(_softmax(S[n, :].T).T for n in range(examples)))
+    Y = sp.Matrix.vstack(*(t.T for t in targets))
+    G = (P - Y) / examples
+    claimed = formula(X, H, G, W1, W2, reg, Z1.applyfunc(_f_prime))
+    parameters = {"W2": W2, "b2": b2, "W1": W1, "b1": b1}
+    atomizer = _Atomizer(list(Z1), list(S))
+    return all(
+        atomizer.equal(sp.diff(loss, parameter[index]), claimed[name][index])
+        for name, parameter in parameters.items()
+        for index in range(len(parameter))
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def check_backprop_derivations() -> dict[str, bool]:
+    """Checks behind :func:`softmax_gradient_instance`,
+    :func:`gradient_bound_equation` and :func:`two_layer_equations` (see
+    :data:`CHECK_DESCRIPTIONS` for what each does)."""
+    return {
+        "softmax-instance": _check_softmax_instance(),
+        "gradient-bound": _check_gradient_bound(),
+        "two-layer-loss": _check_two_layer_loss(),
+        "two-layer-gradients": bool(
+            _check_two_layer_gradients() and activation("relu").identity_verified
         ),
     }
 

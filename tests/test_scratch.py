@@ -287,3 +287,46 @@ def test_weights_as_images():
     grid = scratch.image_grid(images, padding=1)
     assert grid.shape == (2 * 33 - 1, 3 * 33 - 1, 3)  # 6 tiles: 2 rows of 3
     np.testing.assert_array_equal(grid[:32, :32], images[0])
+
+
+# --- staged training (the sweep over iterations) ----------------------------
+
+
+def _staged_problem():
+    generator = np.random.default_rng(5)
+    X = generator.standard_normal((1000, 8))
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
+    return X, y
+
+
+def test_staged_training_is_one_long_run_bit_for_bit():
+    X, y = _staged_problem()
+    options = dict(learning_rate=0.05, learning_rate_decay=0.9, reg=1e-3, batch_size=200)
+    np.random.seed(11)
+    single = scratch.TwoLayerNet(8, 6, 3, std=0.1)
+    long_run = single.train(X, y, X[:100], y[:100], num_iters=23, **options)
+
+    np.random.seed(11)
+    staged = scratch.TwoLayerNet(8, 6, 3, std=0.1)
+    seen = []
+    history = scratch.train_in_stages(
+        staged, X, y, X[:100], y[:100], checkpoints=[5, 15, 23],
+        on_checkpoint=lambda done, net: seen.append((done, net.params["b2"].copy())), **options,
+    )
+    assert [done for done, _ in seen] == [5, 15, 23]
+    assert history == long_run
+    for name in single.params:
+        np.testing.assert_array_equal(staged.params[name], single.params[name])
+    np.testing.assert_array_equal(seen[-1][1], single.params["b2"])
+
+
+def test_staged_training_refuses_checkpoints_inside_an_epoch():
+    X, y = _staged_problem()  # 1000 / 200 = 5 iterations per epoch
+    net = scratch.TwoLayerNet(8, 6, 3)
+    with pytest.raises(ValueError, match="do not end an epoch"):
+        scratch.train_in_stages(net, X, y, X[:10], y[:10], checkpoints=[7, 10])
+    with pytest.raises(ValueError, match="increasing"):
+        scratch.train_in_stages(net, X, y, X[:10], y[:10], checkpoints=[10, 5])
+    # The last checkpoint may end anywhere.
+    history = scratch.train_in_stages(net, X, y, X[:10], y[:10], checkpoints=[5, 7])
+    assert len(history["loss_history"]) == 7

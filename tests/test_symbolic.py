@@ -204,3 +204,62 @@ def test_layernorm_formula_works_on_numbers():
     result = symbolic.layernorm_backward_formula(normalized, scaled, sigma)
     # mean(ĝ) = 0.375, mean(ĝ ⊙ x̂) = 0.125
     np.testing.assert_allclose(result, [(0.5 - 0.375 - 0.125) / 2, (0.25 - 0.375 + 0.125) / 2])
+
+
+# --- the rest of the backpropagation chapter ---------------------------------
+
+
+def test_chapter_derivations_all_verified():
+    assert symbolic.check_backprop_derivations() == {
+        "softmax-instance": True,
+        "gradient-bound": True,
+        "two-layer-loss": True,
+        "two-layer-gradients": True,
+    }
+    keys = (
+        set(symbolic.check_backprop_equations())
+        | set(symbolic.check_activations())
+        | set(symbolic.check_backprop_derivations())
+    )
+    assert keys <= set(symbolic.CHECK_DESCRIPTIONS)
+
+
+def test_softmax_instance_is_printed_by_sympy():
+    equation = symbolic.softmax_gradient_instance(3)
+    assert equation.label == "eq-softmax-instance" and equation.check == "softmax-instance"
+    assert r"p_{1} \left(y_{1} + y_{2} + y_{3}\right) - y_{1} = p_{1} - y_{1}" in equation.latex
+    assert symbolic.softmax_gradient_instance(2).latex != equation.latex
+    with pytest.raises(UserError):
+        symbolic.softmax_gradient_instance(1)
+
+
+def test_gradient_bound_equation_prints_each_supremum_to_the_power_L():
+    latex = symbolic.gradient_bound_equation().latex
+    assert r"\left(\frac{1}{4}\right)^{L} & \text{sigmoid}" in latex
+    assert r"\left(\frac{17309}{15000}\right)^{L}" in latex
+    assert r"1 & \text{ReLU}" in latex and r"1 & \text{tanh}" in latex
+
+
+def test_two_layer_checks_detect_mistakes(monkeypatch):
+    # Backpropagating through the hidden layer as if f' were 1 breaks the
+    # first layer's gradients; the chain-rule check of the bound breaks too.
+    monkeypatch.setattr(symbolic, "_f_prime", lambda point: sp.Integer(1))
+    assert symbolic._check_two_layer_gradients() is False
+    assert symbolic._check_gradient_bound() is False
+
+
+def test_two_layer_gradient_check_covers_the_penalty():
+    # A penalty gradient of λW (the "½‖W‖²" convention) must fail: the loss
+    # of eq-two-layer-loss has no ½, so its gradient is 2λW.
+    def with_half(X, hidden, G, W1, W2, reg, slopes):
+        gradients = symbolic.two_layer_gradient_formula(X, hidden, G, W1, W2, reg, slopes)
+        gradients["W2"] = gradients["W2"] - reg * W2
+        return gradients
+
+    def without_slopes(X, hidden, G, W1, W2, reg, slopes):
+        return symbolic.two_layer_gradient_formula(X, hidden, G, W1, W2, reg, sp.ones(*slopes.shape))
+
+    assert symbolic._check_two_layer_gradients() is True
+    assert symbolic._check_two_layer_gradients(formula=with_half) is False
+    assert symbolic._check_two_layer_gradients(formula=without_slopes) is False
+    assert r"2 \lambda W_2" in symbolic.two_layer_equations()[1].latex
