@@ -121,8 +121,9 @@ def test_training_mode_uses_batch_statistics_and_leaves_the_model_unchanged():
     assert not np.allclose(in_training[0], in_inference[0])
 
 
-def first_and_last_hidden(activation_name: str, initializer: str, depth: int = 40, seed: int = 0):
-    """Max |dL/dW| of the first and the last hidden layer of an untrained network."""
+def first_and_last(activation_name: str, initializer: str, depth: int = 40, seed: int = 0):
+    """Max |dL/dW| of the first layer, the last hidden layer and the output
+    layer of an untrained network."""
     training.set_seed(seed)
     model = models.mlp([32] * depth, activation_name=activation_name,
                        kernel_initializer=initializer)
@@ -131,21 +132,23 @@ def first_and_last_hidden(activation_name: str, initializer: str, depth: int = 4
     y = rng.integers(0, 10, size=64)
     maxima = list(gradients.max_abs_kernel_gradients(model, x, y).values())
     assert len(maxima) == depth + 1  # the hidden layers, then the output layer
-    return maxima[0], maxima[-2]
+    return maxima[0], maxima[-2], maxima[-1]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_sigmoid_gradient_vanishes_through_forty_layers(seed):
-    first, last = first_and_last_hidden("sigmoid", "glorot_uniform", seed=seed)
+    first, last_hidden, output = first_and_last("sigmoid", "glorot_uniform", seed=seed)
     # sigmoid' <= 1/4 per layer: ten orders of magnitude is a loose bound
     # (it is about 24 in practice).
-    assert 0 < first < 1e-10 * last
+    assert 0 < first < 1e-10 * last_hidden
+    assert first < 1e-10 * output
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_relu_with_he_initialisation_keeps_the_gradient_through_forty_layers(seed):
-    first, last = first_and_last_hidden("relu", "he_normal", seed=seed)
-    assert 0.05 * last < first < 20 * last
+    first, last_hidden, output = first_and_last("relu", "he_normal", seed=seed)
+    assert 0.05 * last_hidden < first < 20 * last_hidden
+    assert 0.05 * output < first < 20 * output
 
 
 # --------------------------------------------------------------------------

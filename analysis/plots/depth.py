@@ -24,7 +24,7 @@ _REMEDY_COLORS = (7, 5, 6, 9)
 def _finish(figure):
     """Close the figure before a chapter cell returns it, so that Jupyter's
     inline backend does not show it a second time."""
-    figure.tight_layout(rect=(0, 0.03, 1, 1))
+    figure.tight_layout()
     plt.close(figure)
     return figure
 
