@@ -62,6 +62,22 @@ def test_flat_profiles_do_not_vanish_and_unknown_stages_are_refused():
         summaries.select(result, depth=40)
 
 
+def test_a_layer_without_gradient_is_reported_not_hidden(recwarn):
+    dead = fake_run(4, "relu", 0)
+    dead["trained_gradients"][0] = 0.0
+    result = fake_result([dead, fake_run(4, "relu", 1)])
+    assert summaries.first_to_last(result, "trained", depth=4) == 0.0
+    assert summaries.vanishes(result, "trained", depth=4)
+    assert summaries.layers_without_gradient(result, "trained", depth=4) == 1
+    assert summaries.layers_without_gradient(result, "initial", depth=4) == 0
+    dead["trained_gradients"][-2] = 0.0
+    assert np.isnan(summaries.first_to_last(result, "trained", depth=4))
+    assert summaries.scientific(0.0) == "0 (no gradient)"
+    assert summaries.scientific(float("nan")) == "undefined"
+    figures.layer_gradients(result, stage="trained")
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+
+
 def test_trains_ranking_and_observations_follow_the_numbers():
     runs = [fake_run(5, "relu", s, accuracy=0.9) for s in (0, 1)]
     runs += [fake_run(5, "sigmoid", s, accuracy=0.11) for s in (0, 1)]

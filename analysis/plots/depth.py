@@ -34,15 +34,21 @@ def _color(activation: str):
     return colors[_PALETTE.get(activation, 4) % len(colors)]
 
 
+def _drawable(values: np.ndarray) -> np.ndarray:
+    """Exact zeros (no gradient at all) have no place on a log axis: leave them out."""
+    values = np.asarray(values, dtype=float)
+    return np.where(values > 0, values, np.nan)
+
+
 def _profile(axis, grads: np.ndarray, label: str, color, linestyle="-", marker="o"):
     """One gradient profile: geometric mean over seeds, band min–max."""
     layers = np.arange(1, grads.shape[1] + 1)
-    centre = np.exp(np.log(grads).mean(axis=0))
-    axis.plot(layers, centre, label=label, color=color, linestyle=linestyle, marker=marker,
-              markersize=3)
+    centre = summaries.geometric_mean(grads, axis=0)
+    axis.plot(layers, _drawable(centre), label=label, color=color, linestyle=linestyle,
+              marker=marker, markersize=3)
     if grads.shape[0] > 1:
-        axis.fill_between(layers, grads.min(axis=0), grads.max(axis=0), color=color, alpha=0.15,
-                          linewidth=0)
+        axis.fill_between(layers, _drawable(grads.min(axis=0)), _drawable(grads.max(axis=0)),
+                          color=color, alpha=0.15, linewidth=0)
 
 
 def _grid(count: int, columns: int = 3, width: float = 3.6, height: float = 3.0):

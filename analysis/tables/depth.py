@@ -83,16 +83,33 @@ def layer_gradients(result, stage: str, **where) -> np.ndarray:
     return np.array([run[stage_key(stage)] for run in select(result, **where)], dtype=float)
 
 
-def geometric_mean(numbers) -> float:
+def geometric_mean(numbers, axis=None):
+    """The geometric mean; 0 where any number is exactly 0 (a layer that
+    received no gradient at all, e.g. behind a layer of inactive ReLUs)."""
     numbers = np.asarray(numbers, dtype=float)
-    return float(np.exp(np.mean(np.log(numbers))))
+    if np.any(numbers < 0):
+        raise ValueError("a geometric mean needs non-negative numbers")
+    with np.errstate(divide="ignore"):
+        means = np.exp(np.mean(np.log(numbers), axis=axis))
+    return float(means) if np.ndim(means) == 0 else means
 
 
 def first_to_last(result, stage: str, **where) -> float:
     """Max gradient of the first hidden layer over that of the last hidden
-    layer (geometric mean over seeds): how much of it survives the trip back."""
+    layer (geometric mean over seeds): how much of it survives the trip back.
+
+    The geometric mean of ratios is the ratio of geometric means; it is 0
+    when some seed's first layer received no gradient, and NaN (undefined)
+    when the last hidden layer received none either.
+    """
     grads = layer_gradients(result, stage, **where)
-    return geometric_mean(grads[:, 0] / grads[:, -2])
+    first, last = geometric_mean(grads[:, 0]), geometric_mean(grads[:, -2])
+    return first / last if last > 0 else float("nan")
+
+
+def layers_without_gradient(result, stage: str, **where) -> int:
+    """How many layers received exactly zero gradient on at least one seed."""
+    return int(np.sum(np.any(layer_gradients(result, stage, **where) == 0, axis=0)))
 
 
 def per_layer_factor(result, stage: str, **where) -> float:
@@ -152,8 +169,11 @@ def scores(result):
                     note=note, align=("right", "left", "right", "right"))
 
 
-def _scientific(value: float) -> str:
-    return f"{value:.1e}"
+def scientific(value: float) -> str:
+    """1.2e-05; exactly 0 as "0 (no gradient)"; NaN as "undefined"."""
+    if np.isnan(value):
+        return "undefined"
+    return "0 (no gradient)" if value == 0 else f"{value:.1e}"
 
 
 def decay(result, stage: str = "initial"):
@@ -165,8 +185,8 @@ def decay(result, stage: str = "initial"):
         grads = layer_gradients(result, stage, **where)
         supremum = symbolic.derivative_supremum(item["activation"])
         rows.append((item["depth"], title(item["activation"]),
-                     _scientific(geometric_mean(grads[:, -2])),
-                     _scientific(first_to_last(result, stage, **where)),
+                     scientific(geometric_mean(grads[:, -2])),
+                     scientific(first_to_last(result, stage, **where)),
                      f"{per_layer_factor(result, stage, **where):.3f}",
                      f"{float(supremum):.3g}"))
     headers = ("Hidden layers", "Activation", "Max gradient, last hidden layer",
@@ -202,8 +222,8 @@ def remedies(grid, remedies_result):
         source, where = row["result"], row["where"]
         table.append((title(row["activation"]), INITIALIZER_TITLES.get(row["initializer"], row["initializer"]),
                       NORMALIZATION_TITLES[row["normalization"]],
-                      _scientific(first_to_last(source, "initial", **where)),
-                      _scientific(first_to_last(source, "trained", **where)),
+                      scientific(first_to_last(source, "initial", **where)),
+                      scientific(first_to_last(source, "trained", **where)),
                       mean_std(values(source, "test_accuracy", **where), digits=1, percent=True)))
     headers = ("Activation", "Initialisation", "Normalization", "First / last hidden, initial",
                f"First / last hidden, after {snapshot} epochs", "Test accuracy")
@@ -306,7 +326,9 @@ def remedy_verdicts(grid, remedies_result):
             verdict = "yet the network trains"
         if not vanish and not learns:
             verdict = "yet the network does not train"
-        lines.append(f"- {name}: {gradient} (first/last ratio {ratio:.1e}) {verdict} "
+        if ratio == 0:
+            gradient = "the first layer receives no gradient at all"
+        lines.append(f"- {name}: {gradient} (first/last ratio {scientific(ratio)}) {verdict} "
                      f"(test accuracy {_percent(mean(source, 'test_accuracy', **where))}).")
     return Markdown("\n".join(lines))
 
