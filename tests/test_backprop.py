@@ -133,9 +133,12 @@ def test_gap_answer_is_worded_from_the_numbers():
     assert summary["train_size"]["levels"] == [1000, 8000]
     answer = chapter_tables.gap_answer(result)
     assert "a larger training set (1,000 → 8,000) shrinks the gap (mean gap 21.0 → 3.0 points)" in answer
-    assert "more hidden units (50 → 200) widens the gap" in answer
+    assert "more hidden units (50 → 200) widen the gap" in answer
     assert "stronger regularisation (0 → 5) does not change the gap" in answer
     assert chapter_tables.gap_shrinkers(result) == ["a larger training set"]
+    # Test accuracy is fixed at 0.7 in this made-up result: it did not move.
+    assert chapter_tables.test_accuracy_effects(result) == (
+        "with a larger training set test accuracy did not change clearly (70.0% → 70.0%)")
     assert not chapter_tables.gap_matches_expectation(result)
     table = chapter_tables.generalization_gap(result).data
     assert "21.0% ± 1.0% (n=3)" in table and "Data: made up" in table
@@ -204,3 +207,17 @@ def test_equation_helper_and_check_table():
     assert "| @eq-gradient-bound" in table and "✗ NO" in table
     with pytest.raises(ValueError, match="not computed"):
         chapter_tables.equation_checks(equations, {})
+
+
+def test_test_accuracy_effects_name_rises_and_falls():
+    result = _gap_result({
+        "baseline": [0.20, 0.21, 0.22], "train_size": [0.02, 0.03, 0.04],
+        "hidden_size": [0.21, 0.20, 0.22], "reg": [0.05, 0.06, 0.07]})
+    for run in result["runs"]:
+        if run["varied"] == "train_size":
+            run["test_accuracy"] = 0.80 + 0.01 * run["seed"]
+        if run["varied"] == "reg":
+            run["test_accuracy"] = 0.60 + 0.01 * run["seed"]
+    text = chapter_tables.test_accuracy_effects(result)
+    assert "with a larger training set test accuracy rose (70.0% → 81.0%)" in text
+    assert "with stronger regularisation test accuracy fell (70.0% → 61.0%)" in text

@@ -74,10 +74,11 @@ def training_curves(result):
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     iterations = np.arange(1, len(loss) + 1)
     left.plot(iterations, loss, color="0.7", linewidth=0.8, label="every iteration")
-    window = int(round(per_epoch))
+    window = max(1, min(int(round(per_epoch)), len(loss)))
     smooth = _running_mean(loss, window)
-    left.plot(iterations[len(iterations) - len(smooth):], smooth, linewidth=2,
-              label=f"mean of the last {min(window, len(loss))} iterations")
+    # Each mean is drawn at the middle of its window, so it does not lag.
+    centres = iterations[window - 1:] - (window - 1) / 2
+    left.plot(centres, smooth, linewidth=2, label=f"running mean over {window} iterations (one epoch)")
     left.set_xlabel("iteration")
     left.set_ylabel("training loss (mini-batch)")
     left.legend(fontsize="small")

@@ -31,6 +31,9 @@ FACTOR_CHANGES = {
     "reg": "stronger regularisation",
 }
 
+#: Factors whose change the chapter names with a plural noun ("more hidden units").
+PLURAL_FACTORS = {"hidden_size"}
+
 SYMPY_NOTE = "No data: derived and checked by SymPy when this page was built."
 
 
@@ -302,18 +305,22 @@ def gap_answer(result) -> str:
     """The chapter's answer, worded from the numbers: which changes shrink
     the gap, with the mean gap at the smallest and the largest level."""
     phrases = {
-        "shrinks": "shrinks the gap",
-        "widens": "widens the gap",
-        "unclear": "does not change the gap by more than the seeds' spread",
+        "shrinks": ("shrinks the gap", "shrink the gap"),
+        "widens": ("widens the gap", "widen the gap"),
+        "unclear": (
+            "does not change the gap by more than the seeds' spread",
+            "do not change the gap by more than the seeds' spread",
+        ),
     }
     parts = []
     for factor, item in gap_summary(result).items():
+        plural = factor in PLURAL_FACTORS
         low, high = item["levels"][0], item["levels"][-1]
         before = 100 * float(np.mean(item["gaps"][low]))
         after = 100 * float(np.mean(item["gaps"][high]))
         parts.append(
             f"{FACTOR_CHANGES[factor]} ({_level(factor, low)} → {_level(factor, high)}) "
-            f"{phrases[item['direction']]} (mean gap {before:.1f} → {after:.1f} points)"
+            f"{phrases[item['direction']][plural]} (mean gap {before:.1f} → {after:.1f} points)"
         )
     return "; ".join(parts[:-1]) + "; and " + parts[-1]
 
@@ -366,3 +373,23 @@ def default_diagnosis(result, levelled: float = 0.01, separated: float = 0.05) -
     else:
         verdict = "these settings have converged without overfitting"
     return f"{loss_part}, and {accuracy_part}; {verdict}"
+
+
+def test_accuracy_effects(result) -> str:
+    """How test accuracy itself moved for each change that shrank the gap,
+    worded from the numbers (the same two-standard-error rule as
+    :func:`gap_direction`): a smaller gap is not always better test accuracy."""
+    verbs = {"shrinks": "fell", "widens": "rose", "unclear": "did not change clearly"}
+    parts = []
+    for factor, item in gap_summary(result).items():
+        if item["direction"] != "shrinks":
+            continue
+        low, high = item["levels"][0], item["levels"][-1]
+        # gap_direction reads a fall as "shrinks" and a rise as "widens".
+        verb = verbs[gap_direction(item["test"][low], item["test"][high])]
+        before = 100 * float(np.mean(item["test"][low]))
+        after = 100 * float(np.mean(item["test"][high]))
+        parts.append(f"with {FACTOR_CHANGES[factor]} test accuracy {verb} ({before:.1f}% → {after:.1f}%)")
+    if not parts:
+        return "no change shrank the gap, so there is no test accuracy to compare"
+    return "; ".join(parts)
