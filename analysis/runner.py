@@ -189,13 +189,29 @@ def _is_module(name: str) -> bool:
         return False
 
 
+#: Modules that cannot change a result's numbers, left out of code fingerprints:
+#: budgets reach an experiment through its configuration (which is hashed),
+#: paths and errors never touch numbers, and the store's own format has
+#: ``cache.FORMAT_VERSION`` in every key. Without this, editing one chapter's
+#: budget in profiles.py would recompute every chapter.
+INFRASTRUCTURE = frozenset({
+    "analysis", "analysis.runner", "analysis.cache", "analysis.profiles",
+    "analysis.config", "analysis.errors", "analysis.environment",
+    "analysis.experiments",  # only the list of chapters
+})
+
+
 @functools.cache
 def code_closure(module_name: str) -> tuple[str, ...]:
-    """``module_name`` and every analysis module reachable through its imports."""
+    """``module_name`` and every analysis module reachable through its imports.
+
+    Infrastructure modules (:data:`INFRASTRUCTURE`) are neither included nor
+    followed.
+    """
     seen, pending = set(), [module_name]
     while pending:
         name = pending.pop()
-        if name in seen:
+        if name in seen or name in INFRASTRUCTURE:
             continue
         seen.add(name)
         pending.extend(_analysis_imports(name) - seen)
@@ -268,6 +284,7 @@ class Experiment:
             "data": fingerprints,
             "backend": environment.backend(),
             "versions": environment.numeric_versions(),
+            "store_format": cache.FORMAT_VERSION,
         }
 
     def key(self, profile=None, fingerprints: dict | None = None) -> str:
