@@ -857,6 +857,7 @@ CHECK_DESCRIPTIONS = {
     "softmax-instance": "Every side is printed by SymPy; their differences simplify to 0, the last after substituting y₃ = 1 − y₁ − y₂.",
     "gradient-bound": "sympy.diff of a 3-layer scalar chain is the product of w_l f'(z_l); each f' range lies in [0, sup f'].",
     "two-layer-loss": "−log softmax(s)_c equals the cross-entropy of eq-loss at the one-hot y = e_c, for each of 3 classes.",
+    "central-difference": "sympy.series of the central difference in h, minus f'(x), leaves h² f'''(x)/6 + O(h⁴), which is what is printed.",
     "two-layer-gradients": "On a symbolic 2-example, 2-2-2 network with generic f, sympy.diff of the loss (penalty included) equals every entry of the matrix formulas; ReLU's f' is the indicator of H > 0 by its verified output form.",
 }
 
@@ -1079,6 +1080,40 @@ def _check_two_layer_gradients(
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
+def central_difference_error() -> sp.Expr:
+    """The leading error of the central difference (f(x+h) - f(x-h)) / 2h.
+
+    SymPy's Taylor series in h of the difference quotient minus f'(x), for a
+    generic function f: h^2 times the third derivative over 6, so halving h quarters the
+    error until rounding, of order eps/h, takes over.
+    """
+    x, h = sp.symbols("x h")
+    f = sp.Function("f")
+    quotient = (f(x + h) - f(x - h)) / (2 * h)
+    return sp.simplify(sp.series(quotient, h, 0, 4).removeO().doit() - f(x).diff(x))
+
+
+def central_difference_equation() -> Equation:
+    """Label ``eq-central-difference``: the central difference and its error,
+    the error term printed by SymPy (check ``central-difference``)."""
+    error = sp.latex(central_difference_error())
+    body = r"\frac{f(x+h) - f(x-h)}{2h} = f'(x) + " + error + r" + O\left(h^{4}\right)"
+    return Equation(
+        "eq-central-difference",
+        body,
+        "The central difference approximates the derivative with an error of order h squared.",
+        "central-difference",
+    )
+
+
+def _check_central_difference() -> bool:
+    x, h = sp.symbols("x h")
+    f = sp.Function("f")
+    expected = h**2 * f(x).diff(x, 3) / 6
+    return sp.simplify(central_difference_error() - expected) == 0
+
+
 def check_backprop_derivations() -> dict[str, bool]:
     """Checks behind :func:`softmax_gradient_instance`,
     :func:`gradient_bound_equation` and :func:`two_layer_equations` (see
@@ -1086,6 +1121,7 @@ def check_backprop_derivations() -> dict[str, bool]:
     return {
         "softmax-instance": _check_softmax_instance(),
         "gradient-bound": _check_gradient_bound(),
+        "central-difference": _check_central_difference(),
         "two-layer-loss": _check_two_layer_loss(),
         "two-layer-gradients": bool(
             _check_two_layer_gradients() and activation("relu").identity_verified

@@ -182,6 +182,7 @@ def _chapter_equations():
         + (symbolic.softmax_gradient_instance(),)
         + tuple(item.equation() for item in symbolic.activations())
         + (symbolic.gradient_bound_equation(),)
+        + (symbolic.central_difference_equation(),)
         + symbolic.two_layer_equations()
     )
 

@@ -213,6 +213,7 @@ def test_chapter_derivations_all_verified():
     assert symbolic.check_backprop_derivations() == {
         "softmax-instance": True,
         "gradient-bound": True,
+        "central-difference": True,
         "two-layer-loss": True,
         "two-layer-gradients": True,
     }
@@ -263,3 +264,13 @@ def test_two_layer_gradient_check_covers_the_penalty():
     assert symbolic._check_two_layer_gradients(formula=with_half) is False
     assert symbolic._check_two_layer_gradients(formula=without_slopes) is False
     assert r"2 \lambda W_2" in symbolic.two_layer_equations()[1].latex
+
+
+def test_central_difference_error_is_second_order():
+    x, h = sp.symbols("x h")
+    f = sp.Function("f")
+    error = symbolic.central_difference_error()
+    assert sp.simplify(error - h**2 * f(x).diff(x, 3) / 6) == 0
+    # The one-sided difference is only first order: the same check rejects it.
+    one_sided = sp.series((f(x + h) - f(x)) / h, h, 0, 3).removeO().doit() - f(x).diff(x)
+    assert sp.simplify(one_sided - h**2 * f(x).diff(x, 3) / 6) != 0
