@@ -7,9 +7,10 @@ the result to ``analysis.plots`` / ``analysis.tables``; see README.md.
 import os
 import sys
 
-# TensorFlow prints start-up chatter to stderr at import; in a rendered book
-# that would show up under every cell, so keep only real errors.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ runtime logs to stderr; in a rendered book that would show
+# up under cells. Keep only errors, and inside a Jupyter kernel (a render) not
+# even its spurious "error" lines: real failures still raise in Python.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if "ipykernel" in sys.modules else "2")
 
 
 def _one_line_user_errors(exc_type, exc, tb, _previous=sys.excepthook):

@@ -129,7 +129,7 @@ class Run:
 
     def progress(self, iterable, description: str, total: int | None = None, leave=False):
         """A progress bar over trials/seeds/configurations (tqdm on stderr)."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         return tqdm(iterable, desc=description, total=total, leave=leave,
                     disable=not progress_enabled(), file=sys.stderr)

@@ -63,7 +63,7 @@ def list_experiments(args) -> int:
 
 
 def run_experiments(args) -> int:
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     profile = _profile(args)
     selected = runner.select(args.target)

@@ -98,7 +98,7 @@ class EpochProgress(keras.callbacks.Callback):
         self.description, self.enabled, self.bar = description, enabled, None
 
     def on_train_begin(self, logs=None):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         self.bar = tqdm(total=self.params.get("epochs"), desc=self.description,
                         leave=False, disable=not self.enabled, file=sys.stderr)
