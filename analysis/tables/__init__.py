@@ -24,16 +24,17 @@ def markdown(rows: Iterable[Sequence], headers: Sequence[str], note: str | None 
     return Markdown(text)
 
 
-def mean_std(values, digits: int = 3, percent: bool = False) -> str:
-    """"mean ± std (n=k)" over replicates; the std is the sample std (ddof=1)."""
-    values = np.asarray(values, dtype=float)
-    scale = 100.0 if percent else 1.0
+def mean_std(values, digits: int = 3, percent: bool = False, count: bool = True) -> str:
+    """"mean ± std (n=k)" over replicates; the std is the sample std (ddof=1).
+
+    ``count=False`` leaves out "(n=k)", for tables whose note gives it.
+    """
+    values = np.asarray(values, dtype=float) * (100.0 if percent else 1.0)
     unit = "%" if percent else ""
-    mean = values.mean() * scale
+    suffix = f" (n={values.size})" if count else ""
     if values.size < 2:
-        return f"{mean:.{digits}f}{unit} (n=1)"
-    std = values.std(ddof=1) * scale
-    return f"{mean:.{digits}f}{unit} ± {std:.{digits}f}{unit} (n={values.size})"
+        return f"{values.mean():.{digits}f}{unit}" + suffix
+    return f"{values.mean():.{digits}f}{unit} ± {values.std(ddof=1):.{digits}f}{unit}" + suffix
 
 
 def environment() -> Markdown:

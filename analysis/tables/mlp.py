@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from analysis.tables import markdown
+from analysis.tables import markdown, mean_std
 
 #: How the book names each variant of the chapter's experiments.
 LABELS = {
@@ -46,11 +46,7 @@ def label(name: str) -> str:
 
 def _format(values, digits: int, percent: bool) -> str:
     """"mean ± std" (sample std) without the sample count, which the table's note gives."""
-    values = np.asarray(values, dtype=float) * (100.0 if percent else 1.0)
-    unit = "%" if percent else ""
-    if values.size < 2:
-        return f"{values.mean():.{digits}f}{unit}"
-    return f"{values.mean():.{digits}f}{unit} ± {values.std(ddof=1):.{digits}f}{unit}"
+    return mean_std(values, digits=digits, percent=percent, count=False)
 
 
 def _is_percent(score: str) -> bool:
