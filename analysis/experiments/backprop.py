@@ -113,6 +113,25 @@ def _accuracy(net, X, y) -> float:
 # Gradient checks and the toy problem
 
 
+def _train_net(seed: int, X, y, arrays: dict, config: dict, *, hidden_size: int,
+               learning_rate: float, reg: float, num_iters: int):
+    """A fresh two-layer net, seeded, then trained by the assignment's SGD.
+
+    Returns the net and its training statistics (loss and accuracy histories).
+    """
+    _seed(seed)
+    net = scratch.TwoLayerNet(X.shape[1], hidden_size, 10, std=config["std"])
+    stats = net.train(
+        X, y, arrays["x_val"], arrays["y_val"],
+        learning_rate=learning_rate,
+        learning_rate_decay=config["learning_rate_decay"],
+        reg=reg,
+        num_iters=num_iters,
+        batch_size=config["batch_size"],
+    )
+    return net, stats
+
+
 def _toy_problem(init_seed: int, toy: dict):
     """The toy network (seeded with ``init_seed``) and the toy data (always
     drawn after seeding with ``toy["data_seed"]``, as in the assignment)."""
@@ -222,15 +241,10 @@ def toy_training(run, config):
 def cifar_default(run, config):
     """The assignment's first network on CIFAR-10, with its default settings."""
     arrays = _cifar(run, config["data"])
-    _seed(config["seed"])
-    net = scratch.TwoLayerNet(arrays["x_train"].shape[1], config["hidden_size"], 10, std=config["std"])
-    stats = net.train(
-        arrays["x_train"], arrays["y_train"], arrays["x_val"], arrays["y_val"],
-        learning_rate=config["learning_rate"],
-        learning_rate_decay=config["learning_rate_decay"],
-        reg=config["reg"],
-        num_iters=config["num_iters"],
-        batch_size=config["batch_size"],
+    net, stats = _train_net(
+        config["seed"], arrays["x_train"], arrays["y_train"], arrays, config,
+        hidden_size=config["hidden_size"], learning_rate=config["learning_rate"],
+        reg=config["reg"], num_iters=config["num_iters"],
     )
     return {
         "loss_history": np.array(stats["loss_history"]),
@@ -317,15 +331,9 @@ def cifar_sweep(run, config):
         if seed == config["seed"]:
             net = chosen  # the sweep's own run: the identical network
         else:
-            _seed(seed)
-            net = scratch.TwoLayerNet(X.shape[1], best["hidden_size"], 10, std=config["std"])
-            net.train(
-                X, y, arrays["x_val"], arrays["y_val"],
-                learning_rate=best["learning_rate"],
-                learning_rate_decay=config["learning_rate_decay"],
-                reg=best["reg"],
-                num_iters=best["num_iters"],
-                batch_size=config["batch_size"],
+            net, _ = _train_net(
+                seed, X, y, arrays, config, hidden_size=best["hidden_size"],
+                learning_rate=best["learning_rate"], reg=best["reg"], num_iters=best["num_iters"],
             )
         replicates.append(
             {
@@ -395,15 +403,9 @@ def generalization_gap(run, config):
     for setting, seed in run.progress(work, "settings × seeds"):
         size = setting["train_size"]
         X, y = arrays["x_train"][:size], arrays["y_train"][:size]
-        _seed(seed)
-        net = scratch.TwoLayerNet(X.shape[1], setting["hidden_size"], 10, std=config["std"])
-        net.train(
-            X, y, arrays["x_val"], arrays["y_val"],
-            learning_rate=config["learning_rate"],
-            learning_rate_decay=config["learning_rate_decay"],
-            reg=setting["reg"],
-            num_iters=config["num_iters"],
-            batch_size=config["batch_size"],
+        net, _ = _train_net(
+            seed, X, y, arrays, config, hidden_size=setting["hidden_size"],
+            learning_rate=config["learning_rate"], reg=setting["reg"], num_iters=config["num_iters"],
         )
         train_accuracy = _accuracy(net, X, y)
         test_accuracy = _accuracy(net, arrays["x_test"], arrays["y_test"])
