@@ -69,10 +69,6 @@ class Entry:
     record: dict                 # the content of result.json
     arrays: dict[str, np.ndarray]
 
-    @property
-    def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
-
 
 def entry_dir(experiment: str, key: str) -> Path:
     return root() / experiment / key
@@ -229,6 +225,11 @@ def verify() -> list[tuple[Path, str | None]]:
         except CorruptEntry as problem:
             report.append((path, str(problem)))
     return report
+
+
+def size_bytes(path: Path) -> int:
+    """Bytes an entry directory holds, models and tuner files included."""
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def age_seconds(path: Path) -> float:

@@ -53,7 +53,7 @@ def list_experiments(args) -> int:
     for chapter, experiments in runner.chapters().items():
         for item in experiments:
             path = item.cached(profile)
-            state = ("cached", _size(sum(f.stat().st_size for f in path.rglob("*") if f.is_file())),
+            state = ("cached", _size(cache.size_bytes(path)),
                      _age(cache.age_seconds(path))) if path else ("missing", "", "")
             rows.append((chapter, item.name.rpartition(".")[2], *state))
     print(f"profile: {profile.name}    cache: {cache.root()}")
