@@ -116,3 +116,18 @@ def best_epoch(history: dict[str, list[float]], monitor: str = "val_accuracy") -
     """Index of the best epoch by ``monitor`` (highest accuracy, lowest loss)."""
     values = np.asarray(history[monitor])
     return int(np.argmin(values) if "loss" in monitor else np.argmax(values))
+
+
+def restore_best_weights(epochs: int, monitor: str = "val_accuracy") -> keras.callbacks.Callback:
+    """A callback that puts back the weights of the best epoch when ``fit`` ends.
+
+    Keras's ``EarlyStopping`` with ``restore_best_weights=True`` restores in
+    ``on_train_end`` whether or not training stopped early (Keras 3.15); a
+    patience of ``epochs`` means it never stops early, so every run trains for
+    all its epochs and ends on its best weights. Improvement is strict, so
+    among equal values the earliest epoch wins, as in :func:`best_epoch`.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {epochs}")
+    return keras.callbacks.EarlyStopping(monitor=monitor, patience=epochs,
+                                         restore_best_weights=True)

@@ -63,14 +63,14 @@ def test_best_epoch_weights_are_restored_without_early_stopping():
     script = [0.2, 0.9, 0.3, 0.9, 0.5]         # best at epoch 2 (index 1); a later tie must not win
     scripted = _ScriptedValidation(script)
     history = training.fit(model, x, y, epochs=5, batch_size=16, validation_data=(x, y),
-                           callbacks=[scripted, experiments.restore_best_weights(5)])
+                           callbacks=[scripted, training.restore_best_weights(5)])
     assert len(history["loss"]) == 5            # trained to the end
     for restored, best in zip(model.get_weights(), scripted.weights[1]):
         np.testing.assert_array_equal(restored, best)
     assert not np.allclose(model.get_weights()[0], scripted.weights[-1][0])
     assert training.best_epoch(history, "val_accuracy") == 1
     with pytest.raises(ValueError):
-        experiments.restore_best_weights(0)
+        training.restore_best_weights(0)
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ Every training run uses the same protocol (:func:`train_variants`): the
 validation set is carved from the training images, training metrics are
 re-evaluated after each epoch (``training.EvaluateOnTraining``), the weights
 of the epoch with the best validation accuracy are restored at the end
-(:func:`restore_best_weights`), and only then is the test set used, once.
+(``training.restore_best_weights``), and only then is the test set used, once.
 """
 
 from __future__ import annotations
@@ -51,21 +51,6 @@ SAMPLE_DIGITS = 20
 
 # --------------------------------------------------------------------------
 # Pieces of the training protocol
-
-
-def restore_best_weights(epochs: int, monitor: str = "val_accuracy") -> keras.callbacks.Callback:
-    """A callback that puts back the weights of the best epoch when ``fit`` ends.
-
-    Keras's ``EarlyStopping`` with ``restore_best_weights=True`` restores in
-    ``on_train_end`` whether or not training stopped early (Keras 3.15); a
-    patience of ``epochs`` means it never stops early, so every run trains for
-    all its epochs and ends on its best weights. Improvement is strict, so
-    among equal values the earliest epoch wins, as in ``training.best_epoch``.
-    """
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    return keras.callbacks.EarlyStopping(monitor=monitor, patience=epochs,
-                                         restore_best_weights=True)
 
 
 def build_model(variant: dict) -> keras.Model:
@@ -152,7 +137,7 @@ def train_variants(run, config: dict, variants: dict[str, dict], keep_images: bo
                 model, x_train, parts.y_train, epochs=config["epochs"], batch_size=config["batch_size"],
                 validation_data=(x_val, parts.y_val),
                 callbacks=[training.EvaluateOnTraining(x_train, parts.y_train),
-                           restore_best_weights(config["epochs"]),
+                           training.restore_best_weights(config["epochs"]),
                            run.epoch_bar(f"{name}, seed {seed}")],
             )
             # The test set is used here, once, on the restored best-epoch weights.
