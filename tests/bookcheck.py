@@ -11,7 +11,10 @@ installing), so these functions check a book's sources the way a render would:
 4. every document's Python cells run, in order, in a fresh Jupyter kernel at
    the project root (as Quarto's Jupyter engine runs them), inline
    ``{python}`` expressions included; ``fig-`` cells produce an image and
-   ``tbl-`` cells a table.
+   ``tbl-`` cells a table;
+5. no inline expression evaluates to blank text (Quarto then prints the
+   expression's source in the page) or to Markdown markup such as ``**`` (an
+   inline result is escaped, so the reader would see the asterisks).
 
 Each check returns a list of problems (strings); an empty list means "fine".
 """
@@ -225,6 +228,15 @@ def _evaluates(cell: Cell) -> bool:
     return cell.language == "python" and cell.options.get("eval", True) is not False
 
 
+# What an inline expression's cell returns: a verdict on its value as Quarto
+# would print it (an IPython display object's text, else str()). Blank text
+# makes Quarto keep the source; markup is escaped and shows literally.
+INLINE_PROBE = """\
+__value = ({expression})
+__text = str(getattr(__value, "data", __value))
+"blank" if not __text.strip() else ("markup" if any(m in __text for m in ("**", "`")) else "ok")"""
+
+
 def notebook(document: Document):
     """The document as a notebook of its Python cells and inline expressions."""
     import nbformat
@@ -238,8 +250,9 @@ def notebook(document: Document):
         elif kind == "prose":
             line, text = document.prose[index]
             for expression in INLINE_CODE.findall(text):
-                cells.append(nbformat.v4.new_code_cell(f"str({expression.strip()})"))
-                origins.append((line, None))
+                cells.append(nbformat.v4.new_code_cell(
+                    INLINE_PROBE.format(expression=expression.strip())))
+                origins.append((line, expression.strip()))
     return nbformat.v4.new_notebook(cells=cells), origins
 
 
@@ -277,12 +290,27 @@ def execute(root: Path, name: str, timeout: int = 900) -> list[str]:
         return [f"{name}: cell at {where} raised: {summary}"]
     problems = []
     for cell, (line, origin) in zip(nb.cells, origins):
-        label = str(origin.options.get("label", "")) if origin else ""
+        if isinstance(origin, str):
+            problems += _inline_problems(name, line, origin, cell.outputs)
+            continue
+        label = str(origin.options.get("label", ""))
         if label.startswith("fig-") and not _has_image(cell.outputs):
             problems.append(f"{name}:{line}: {label} produced no image")
         if label.startswith("tbl-") and not _has_table(cell.outputs):
             problems.append(f"{name}:{line}: {label} produced no table")
     return problems
+
+
+def _inline_problems(name: str, line: int, expression: str, outputs) -> list[str]:
+    verdict = next((out["data"].get("text/plain", "") for out in outputs
+                    if out.get("output_type") == "execute_result"), "")
+    if "blank" in verdict:
+        return [f"{name}:{line}: inline expression `{expression}` is blank, and Quarto "
+                "would print its source; put optional text in a cell that returns Markdown"]
+    if "markup" in verdict:
+        return [f"{name}:{line}: inline expression `{expression}` returns Markdown markup, "
+                "which Quarto escapes; put formatted text in a cell that returns Markdown"]
+    return []
 
 
 def static_problems(root: Path) -> list[str]:

@@ -140,3 +140,25 @@ def test_cells_run_at_the_project_root(tmp_path):
     chapter = "```{python}\nimport os\nassert os.path.exists('_quarto.yml'), os.getcwd()\n```\n"
     root = make_book(tmp_path, chapter)
     assert bookcheck.execute(root, "chapters/results.qmd") == []
+
+
+def test_inline_expression_that_is_blank(tmp_path):
+    # Quarto keeps the source of an inline expression whose value is falsy.
+    chapter = GOOD_CHAPTER + "\nMaybe: `{python} 'a sentence' if 1 > 2 else ''`.\n"
+    root = make_book(tmp_path, chapter)
+    problems = bookcheck.execute(root, "chapters/results.qmd")
+    assert len(problems) == 1 and "is blank" in problems[0]
+
+
+def test_inline_expression_that_is_blank_markdown(tmp_path):
+    chapter = ("```{python}\nfrom IPython.display import Markdown\n```\n\n"
+               "Empty: `{python} Markdown('   ')`.\n")
+    root = make_book(tmp_path, chapter)
+    problems = bookcheck.execute(root, "chapters/results.qmd")
+    assert len(problems) == 1 and "is blank" in problems[0]
+
+
+def test_inline_expression_with_markup(tmp_path):
+    root = make_book(tmp_path, GOOD_CHAPTER + "\nBold: `{python} '**yes**'`.\n")
+    problems = bookcheck.execute(root, "chapters/results.qmd")
+    assert len(problems) == 1 and "Markdown markup" in problems[0]
