@@ -30,16 +30,18 @@ def _one_line_user_errors(exc_type, exc, tb, _previous=sys.excepthook):
 sys.excepthook = _one_line_user_errors
 
 
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow with the process's stderr closed, inside a Jupyter kernel.
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with the process's stderr closed for the moment.
 
     TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass Python's
     logging and TF_CPP_MIN_LOG_LEVEL; a kernel forwards them into the page
-    under the first cell that imports Keras. Importing here, with file
-    descriptor 2 pointed at /dev/null for the moment, keeps the book clean.
-    Real errors later on still reach stderr.
+    under the first cell that imports Keras, and the command line would print
+    them before its own output. Importing here, with file descriptor 2 pointed
+    at /dev/null for the moment, keeps both clean. Real errors later on still
+    reach stderr. Called at import inside a Jupyter kernel, and by the command
+    line before a command that trains.
     """
-    if "ipykernel" not in sys.modules or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules:
         return
     if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return
@@ -59,4 +61,5 @@ def _import_tensorflow_quietly() -> None:
         os.close(saved)
 
 
-_import_tensorflow_quietly()
+if "ipykernel" in sys.modules:
+    import_tensorflow_quietly()

@@ -391,8 +391,49 @@ def chapters() -> dict[str, list[Experiment]]:
     return grouped
 
 
+def declared() -> dict[str, list[str]]:
+    """Every experiment's full name per chapter, read from the modules' source.
+
+    Parsing instead of importing lets the command line reject a wrong name in
+    a fraction of a second, before a Keras backend is imported. Experiments
+    already registered (imported modules outside ``CHAPTERS``) count too.
+    """
+    from analysis.experiments import CHAPTERS
+
+    names: dict[str, list[str]] = {}
+    for item in REGISTRY.values():
+        names.setdefault(item.chapter, []).append(item.name)
+    for chapter in CHAPTERS:
+        path = Path(importlib.util.find_spec(f"analysis.experiments.{chapter}").origin)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        found = [f"{chapter}.{node.name}" for node in tree.body
+                 if isinstance(node, ast.FunctionDef)
+                 and any(_decorator_name(d) == "experiment" for d in node.decorator_list)]
+        known = names.setdefault(chapter, [])
+        known += [name for name in found if name not in known]
+    return names
+
+
+def _decorator_name(node: ast.expr) -> str:
+    target = node.func if isinstance(node, ast.Call) else node
+    return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+
+
+def check_target(target: str) -> None:
+    """Raise the one-line error for a name that is no chapter or experiment."""
+    grouped = declared()
+    names = [name for chapter in grouped.values() for name in chapter]
+    matches = [n for n in names if target in (n, n.rpartition(".")[2])]
+    if target in grouped or len(matches) == 1:
+        return
+    valid = ", ".join(list(grouped) + names) or "(no experiments are defined yet)"
+    problem = "is ambiguous" if matches else "is neither a chapter nor an experiment"
+    raise UserError(f"{target!r} {problem}; valid choices: {valid}")
+
+
 def select(target: str) -> list[Experiment]:
     """A chapter's experiments, or one experiment (``chapter.name`` or ``name``)."""
+    check_target(target)
     grouped = chapters()
     if target in grouped:
         return grouped[target]

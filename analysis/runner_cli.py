@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from analysis import cache, profiles, runner
+from analysis import cache, import_tensorflow_quietly, profiles, runner
 
 
 def add_commands(commands) -> None:
@@ -49,6 +49,7 @@ def list_experiments(args) -> int:
     from tabulate import tabulate
 
     profile = _profile(args)
+    import_tensorflow_quietly()
     rows = []
     for chapter, experiments in runner.chapters().items():
         for item in experiments:
@@ -66,6 +67,8 @@ def run_experiments(args) -> int:
     from tqdm import tqdm
 
     profile = _profile(args)
+    runner.check_target(args.target)  # a wrong name fails before a backend loads
+    import_tensorflow_quietly()
     selected = runner.select(args.target)
     os.environ.setdefault("NNSTUDY_PROGRESS", "1")  # bars even when piped to a log
     bar = tqdm(selected, desc=f"{args.target} [{profile.name}]", unit="experiment",
@@ -80,9 +83,9 @@ def run_experiments(args) -> int:
 
 def clear_cache(args) -> int:
     if args.experiment:
-        runner.load_all()
-        if args.experiment not in runner.REGISTRY:
-            choices = ", ".join(runner.REGISTRY) or "(none defined)"
+        names = [name for chapter in runner.declared().values() for name in chapter]
+        if args.experiment not in names:
+            choices = ", ".join(names) or "(none defined)"
             raise runner.UserError(f"unknown experiment {args.experiment!r}; valid choices: {choices}")
     removed = cache.clear(args.experiment)
     print(f"removed {removed} cached result(s) from {cache.root()}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import importlib
 import json
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from analysis import cache, cli, runner
+from analysis.config import PROJECT_ROOT
 
 TOY_SOURCE = '''
 import numpy as np
@@ -269,3 +271,25 @@ def test_cli_rejects_bad_input_in_one_line(cache_dir, capsys, arguments, expecte
     assert cli.main(arguments) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and expected in error
+
+
+def test_declared_names_match_the_registry_without_importing_keras():
+    import subprocess
+
+    code = ("import sys, itertools; from analysis import runner; d = runner.declared(); "
+            "assert 'keras' not in sys.modules; runner.load_all(); "
+            "assert sorted(itertools.chain(*d.values())) == sorted(runner.REGISTRY), d")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PROJECT_ROOT)
+
+
+def test_cli_says_a_wrong_name_in_one_line_before_loading_a_backend():
+    import subprocess
+
+    # A fresh process, as a user runs it: stderr must hold the error and
+    # nothing else (no TensorFlow start-up lines).
+    finished = subprocess.run([sys.executable, "-m", "analysis", "run", "nope"],
+                              capture_output=True, text=True, cwd=PROJECT_ROOT,
+                              env={**os.environ, "NNSTUDY_CACHE": "/nonexistent-cache"})
+    assert finished.returncode == 2
+    assert finished.stderr.splitlines() == [finished.stderr.strip()]
+    assert finished.stderr.startswith("error: 'nope' is neither a chapter nor an experiment")
