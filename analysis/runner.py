@@ -117,6 +117,9 @@ class Run:
     config: dict
     directory: Path                         # becomes the cache entry
     _data: dict = field(default_factory=dict)
+    #: For an experiment that declares runs: each run's output, in the order
+    #: ``runs(config)`` listed them (see :func:`experiment`).
+    results: list[dict] = field(default_factory=list)
 
     def data(self, name: str):
         """A dataset the experiment declared (undeclared ones would escape the key)."""
@@ -258,7 +261,8 @@ def _data():
 class Experiment:
     """A registered experiment; call it to get its :class:`Result`."""
 
-    def __init__(self, function: Callable, datasets: tuple[str, ...], config: Callable):
+    def __init__(self, function: Callable, datasets: tuple[str, ...], config: Callable,
+                 runs: Callable | None = None, each: Callable | None = None):
         functools.update_wrapper(self, function)
         self.function = function
         self.module = function.__module__
@@ -266,6 +270,10 @@ class Experiment:
         self.name = f"{self.chapter}.{function.__name__}"
         self.datasets = tuple(datasets)
         self.make_config = config
+        if (runs is None) != (each is None):
+            raise TypeError(f"{self.name}: declare both runs= and each=, or neither")
+        self.make_runs = runs
+        self.each = each
 
     def config(self, profile=None) -> dict:
         return _json_config(self.make_config(profiles.resolve(profile)))
@@ -326,8 +334,9 @@ class Experiment:
         key = self.key(profile, {n: d.provenance.fingerprint for n, d in datasets.items()})
         config = self.config(profile)
         started, wall = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
+        results = self._run_all(profile, config, datasets) if self.each else []
         with cache.building(self.name, key) as scratch:
-            run = Run(self, profile, config, scratch, datasets)
+            run = Run(self, profile, config, scratch, datasets, results)
             output = self.function(run, config)
             if not isinstance(output, dict):
                 raise TypeError(f"{self.name} must return a dict, not {type(output).__name__}")
@@ -346,6 +355,74 @@ class Experiment:
             }
             return cache.commit(scratch, self.name, key, metrics, arrays, provenance)
 
+    # -- independent runs ----------------------------------------------------
+
+    def runs(self, profile=None) -> list[dict]:
+        """The independent runs this profile's configuration declares."""
+        return [_json_config(item) for item in self.make_runs(self.config(profile))]
+
+    def run_key(self, item: dict, fingerprints: dict) -> str:
+        """A run's own key: what it depends on, not the experiment's whole
+        configuration, so that adding a seed leaves the other runs cached."""
+        material = {
+            "experiment": self.name,
+            "run": item,
+            "code": code_fingerprint(self.module),
+            "data": fingerprints,
+            "backend": environment.backend(),
+            "versions": environment.numeric_versions(),
+            "store_format": cache.FORMAT_VERSION,
+        }
+        return joblib.hash(material, hash_name="sha1")
+
+    def _run_all(self, profile: profiles.Profile, config: dict, datasets: dict) -> list[dict]:
+        """Every declared run, each read from or written to its own cache entry.
+
+        Missing runs execute through ``joblib.Parallel`` (processes, ``NNSTUDY_JOBS``
+        of them, default: every core), so a cluster backend chosen with
+        ``joblib.parallel_config`` (Dask, Ray) runs them unchanged. A finished
+        run is committed at once: an interrupted experiment resumes where it
+        stopped.
+        """
+        from tqdm import tqdm
+
+        items = [_json_config(item) for item in self.make_runs(config)]
+        fingerprints = {n: d.provenance.fingerprint for n, d in datasets.items()}
+        keys = [self.run_key(item, fingerprints) for item in items]
+        missing = [i for i, key in enumerate(keys)
+                   if self._must_refresh(key) or self._read(key) is None]
+        task = RunTask(self.name, self.module, _module_root(self.module), profile.name,
+                       str(cache.root()), environment.backend())
+        bar = tqdm(total=len(items), initial=len(items) - len(missing), unit="run",
+                   desc=f"{self.name} runs", disable=not progress_enabled(), file=sys.stderr)
+        with bar:
+            calls = (joblib.delayed(task)(items[i], keys[i]) for i in missing)
+            for _ in joblib.Parallel(n_jobs=jobs(len(missing)), return_as="generator_unordered")(calls):
+                bar.update()
+        _refreshed.update(keys[i] for i in missing)
+        return [self._run_output(key) for key in keys]
+
+    def _run_output(self, key: str) -> dict:
+        entry = cache.read(self.name, key)
+        return {**entry.record["metrics"], **entry.arrays}
+
+    def compute_run(self, profile: profiles.Profile, item: dict, key: str) -> None:
+        """Compute one run and commit it under ``key`` (in a worker process)."""
+        with cache.lock(self.name, key):
+            if self._read(key) is not None and not self._must_refresh(key):
+                return  # another process computed it while we waited
+            datasets = {name: _data().load(name) for name in self.datasets}
+            wall = time.perf_counter()
+            with cache.building(self.name, key) as scratch:
+                run = Run(self, profile, item, scratch, datasets)
+                output = self.each(run, item)
+                arrays = {k: v for k, v in output.items() if isinstance(v, np.ndarray)}
+                metrics = {k: v for k, v in output.items() if k not in arrays}
+                provenance = {"key": key, "experiment": self.name, "run": item,
+                              "profile": profile.name,
+                              "wall_seconds": round(time.perf_counter() - wall, 3)}
+                cache.commit(scratch, self.name, key, metrics, arrays, provenance)
+
     def _result(self, entry: cache.Entry, from_cache: bool) -> Result:
         record = entry.record
         return Result(self.name, record["key"], record["metrics"], entry.arrays,
@@ -355,20 +432,79 @@ class Experiment:
         return f"<experiment {self.name}>"
 
 
-def experiment(*, datasets: tuple[str, ...] = (), config: Callable = lambda profile: {}):
+def experiment(*, datasets: tuple[str, ...] = (), config: Callable = lambda profile: {},
+               runs: Callable | None = None, each: Callable | None = None):
     """Register a function of ``(run, config) -> dict`` as a cached experiment.
 
     ``config(profile)`` picks the budgets the experiment uses; it is hashed
     into the key. The returned dict's NumPy arrays are stored in ``.npz``;
     everything else must be JSON-able (NumPy scalars are converted).
+
+    An experiment made of independent runs (seeds, sweep points, pool
+    members) declares them: ``runs(config)`` lists one JSON-able dict per run,
+    holding everything that run needs, and ``each(run, item) -> dict``, a
+    module-level function, computes one. Each run is cached on its own and
+    the runs execute in parallel processes (:meth:`Experiment._run_all`); the
+    experiment's function then assembles ``run.results`` into its result.
     """
 
     def register(function: Callable) -> Experiment:
-        wrapped = Experiment(function, datasets, config)
+        wrapped = Experiment(function, datasets, config, runs, each)
         REGISTRY[wrapped.name] = wrapped
         return wrapped
 
     return register
+
+
+# --------------------------------------------------------------------------
+# Runs in worker processes
+
+
+def jobs(runs: int) -> int:
+    """How many processes run independent runs: ``NNSTUDY_JOBS``, else every core."""
+    setting = os.environ.get("NNSTUDY_JOBS", "").strip()
+    if setting:
+        try:
+            wanted = int(setting)
+        except ValueError:
+            raise UserError(f"NNSTUDY_JOBS={setting!r} is not a whole number; "
+                            "set it to the number of processes (1 runs everything here)") from None
+        if wanted < 1:
+            raise UserError(f"NNSTUDY_JOBS={setting!r} must be at least 1")
+    else:
+        wanted = os.cpu_count() or 1
+    return max(1, min(wanted, runs))
+
+
+def _module_root(module: str) -> str:
+    """The sys.path entry a worker needs to import ``module``."""
+    origin = Path(importlib.util.find_spec(module).origin)
+    return str(origin.parents[module.count(".")])
+
+
+@dataclass(frozen=True)
+class RunTask:
+    """What a worker process needs to compute one run: picklable, and
+    independent of the worker's history (a reused worker may have served
+    another cache or profile)."""
+
+    experiment: str
+    module: str
+    module_root: str
+    profile: str
+    cache_root: str
+    backend: str
+
+    def __call__(self, item: dict, key: str) -> None:
+        os.environ["NNSTUDY_CACHE"] = self.cache_root
+        os.environ["KERAS_BACKEND"] = self.backend
+        os.environ["NNSTUDY_PROGRESS"] = "0"  # one bar, the parent's, over all runs
+        if self.module_root not in sys.path:
+            sys.path.insert(0, self.module_root)
+        if "keras" in sys.modules and environment.backend() != self.backend:
+            raise RuntimeError(f"worker has Keras on {environment.backend()}, run needs {self.backend}")
+        importlib.import_module(self.module)
+        REGISTRY[self.experiment].compute_run(profiles.get(self.profile), item, key)
 
 
 # --------------------------------------------------------------------------

@@ -293,3 +293,92 @@ def test_cli_says_a_wrong_name_in_one_line_before_loading_a_backend():
     assert finished.returncode == 2
     assert finished.stderr.splitlines() == [finished.stderr.strip()]
     assert finished.stderr.startswith("error: 'nope' is neither a chapter nor an experiment")
+
+
+RUNS_SOURCE = '''
+import os
+from pathlib import Path
+import numpy as np
+from analysis.runner import experiment
+from analysis import training
+
+LOG = Path({log!r})
+
+def one_seed(run, item):
+    with LOG.open("a") as log:
+        log.write(f"{{item['seed']}}\\n")
+    if str(item["seed"]) == os.environ.get("TOY_FAIL_SEED"):
+        raise KeyboardInterrupt
+    import keras
+    training.set_seed(item["seed"])
+    rng = np.random.default_rng(item["seed"])
+    x = rng.normal(size=(64, 5)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(2, activation="softmax")])
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    return {{"loss": history.history["loss"],
+             "weights": np.concatenate([w.ravel() for w in model.get_weights()])}}
+
+@experiment(config=lambda p: {{"seeds": list({seeds})}},
+            runs=lambda config: [{{"seed": s}} for s in config["seeds"]], each=one_seed)
+def seeds(run, config):
+    return {{"final_loss": [r["loss"][-1] for r in run.results],
+             "weights": np.stack([r["weights"] for r in run.results])}}
+'''
+
+
+@pytest.fixture
+def runs_toy(tmp_path, monkeypatch, cache_dir):
+    """An experiment of independent runs; returns (load(seeds), log of computed seeds)."""
+    name = f"runs_{uuid.uuid4().hex[:8]}"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log = tmp_path / "computed.txt"
+
+    def load(seeds=(0, 1, 2)):
+        (tmp_path / f"{name}.py").write_text(RUNS_SOURCE.format(log=str(log), seeds=tuple(seeds)))
+        runner.code_closure.cache_clear()
+        sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        return importlib.import_module(name)
+
+    computed = lambda: log.read_text().split() if log.exists() else []  # noqa: E731
+    yield load, computed
+    for key in [k for k in runner.REGISTRY if k.startswith(name)]:
+        del runner.REGISTRY[key]
+
+
+def test_parallel_runs_equal_sequential_runs(runs_toy, monkeypatch):
+    load, computed = runs_toy
+    monkeypatch.setenv("NNSTUDY_JOBS", "1")
+    sequential = load().seeds("smoke")
+    cache.clear()
+    monkeypatch.setenv("NNSTUDY_JOBS", "2")
+    parallel = load().seeds("smoke")
+    assert not parallel.from_cache and sorted(computed()) == ["0", "0", "1", "1", "2", "2"]
+    assert parallel.metrics["final_loss"] == sequential.metrics["final_loss"]
+    np.testing.assert_array_equal(parallel["weights"], sequential["weights"])
+
+
+def test_interrupted_runs_resume_and_a_new_seed_trains_alone(runs_toy, monkeypatch):
+    load, computed = runs_toy
+    monkeypatch.setenv("NNSTUDY_JOBS", "1")
+    monkeypatch.setenv("TOY_FAIL_SEED", "1")
+    with pytest.raises(BaseException):
+        load().seeds("smoke")
+    assert computed() == ["0", "1"]          # seed 0 finished, seed 1 was interrupted
+    assert cache.partials() == []
+    monkeypatch.delenv("TOY_FAIL_SEED")
+    load().seeds("smoke")
+    assert computed() == ["0", "1", "1", "2"]  # seed 0 was not trained again
+    result = load(seeds=(0, 1, 2, 3)).seeds("smoke")
+    assert computed()[-1:] == ["3"] and len(result.metrics["final_loss"]) == 4
+
+
+def test_nnstudy_jobs_must_be_a_positive_number(monkeypatch):
+    monkeypatch.setenv("NNSTUDY_JOBS", "many")
+    with pytest.raises(runner.UserError, match="not a whole number"):
+        runner.jobs(4)
+    monkeypatch.setenv("NNSTUDY_JOBS", "8")
+    assert runner.jobs(3) == 3
