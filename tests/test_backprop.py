@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis import profiles, symbolic
+from analysis import profiles, scratch, symbolic
 from analysis.config import PROJECT_ROOT
 from analysis.experiments import backprop as experiments
 from analysis.runner import Result
@@ -41,6 +41,9 @@ def test_experiments_at_smoke_return_what_the_chapter_reads(cache_dir):
 
     default = experiments.cifar_default("smoke")
     assert default["loss_history"].shape == (budget.num_iters,)
+    assert [r["seed"] for r in default["replicates"]] == seeds
+    assert default["replicates"][0]["val_accuracy"] == default["val_accuracy"]
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in default["replicates"])
     assert default["W1"].shape == (32 * 32 * 3, 50)
     assert default["sizes"] == {"train": budget.cifar.train, "validation": budget.cifar.validation,
                                 "test": budget.cifar.test}
@@ -93,23 +96,12 @@ def test_every_profile_has_sweep_checkpoints_on_epoch_boundaries():
 # --- statements computed from numbers -----------------------------------------
 
 
-def test_gap_direction_reads_the_numbers():
-    assert chapter_tables.gap_direction([0.20, 0.22, 0.21], [0.05, 0.06, 0.04]) == "shrinks"
-    assert chapter_tables.gap_direction([0.05, 0.06, 0.04], [0.20, 0.22, 0.21]) == "widens"
-    # A change smaller than the seeds' spread is not a change.
-    assert chapter_tables.gap_direction([0.10, 0.30, 0.20], [0.15, 0.25, 0.05]) == "unclear"
-    assert chapter_tables.gap_direction([0.1, 0.1], [0.1, 0.1]) == "unclear"
-    # One seed per level: no spread to compare with, the sign decides.
-    assert chapter_tables.gap_direction([0.2], [0.1]) == "shrinks"
-    with pytest.raises(ValueError):
-        chapter_tables.gap_direction([], [0.1])
-
-
 def _gap_result(gaps: dict) -> Result:
     """A generalization-gap result with the given gaps per (factor, level),
-    three seeds each, test accuracy fixed at 0.7."""
+    one per seed, test accuracy fixed at 0.7."""
+    seeds = list(range(len(gaps["baseline"])))
     config = {"train_sizes": [1000, 8000], "hidden_sizes": [50, 200], "regs": [0.0, 5.0],
-              "num_iters": 10, "learning_rate": 1e-3, "seeds": [0, 1, 2]}
+              "num_iters": 10, "batch_size": 200, "learning_rate": 1e-3, "seeds": seeds}
     runs = []
     for setting in experiments.gap_settings(config):
         for seed in config["seeds"]:
@@ -123,7 +115,7 @@ def _gap_result(gaps: dict) -> Result:
 def test_gap_answer_is_worded_from_the_numbers():
     result = _gap_result({
         "baseline": [0.20, 0.21, 0.22],
-        "train_size": [0.02, 0.03, 0.04],   # shrinks
+        "train_size": [0.02, 0.03, 0.05],   # shrinks on every seed
         "hidden_size": [0.30, 0.31, 0.29],  # widens
         "reg": [0.10, 0.35, 0.20],          # within the spread
     })
@@ -131,30 +123,153 @@ def test_gap_answer_is_worded_from_the_numbers():
     assert {f: s["direction"] for f, s in summary.items()} == {
         "train_size": "shrinks", "hidden_size": "widens", "reg": "unclear"}
     assert summary["train_size"]["levels"] == [1000, 8000]
-    answer = chapter_tables.gap_answer(result)
-    assert "a larger training set (1,000 → 8,000) shrinks the gap (mean gap 21.0 → 3.0 points)" in answer
-    assert "more hidden units (50 → 200) widen the gap" in answer
-    assert "stronger regularisation (0 → 5) does not change the gap" in answer
+    # Paired where seed s shares the initial weights, unpaired across hidden sizes.
+    assert summary["train_size"]["comparison"].paired and summary["reg"]["comparison"].paired
+    assert not summary["hidden_size"]["comparison"].paired
+    answer = chapter_tables.gap_answer(result).data
+    assert ("- a larger training set (1,000 → 8,000): the 8,000-image net's train–test gap is lower "
+            "than the 1,000-image net's by 17.7 points") in answer
+    assert "the 8,000-image net better on 3 of 3" in answer
+    assert "- more hidden units (50 → 200): the 200-unit net's train–test gap is higher" in answer
+    assert "there is no clear difference in train–test gap between the λ = 5 net and the λ = 0 net" in answer
+    assert answer.endswith("The changes that shrink the gap here: a larger training set.\n")
     assert chapter_tables.gap_shrinkers(result) == ["a larger training set"]
-    # Test accuracy is fixed at 0.7 in this made-up result: it did not move.
+    # Test accuracy is fixed at 0.7 in this made-up result: a tie on every seed.
     assert chapter_tables.test_accuracy_effects(result) == (
-        "with a larger training set test accuracy did not change clearly (70.0% → 70.0%)")
-    assert not chapter_tables.gap_matches_expectation(result)
+        "with a larger training set, the 8,000-image net and the 1,000-image net reach the same "
+        "test accuracy on every one of 3 seeds")
+    assert chapter_tables.gap_matches_expectation(result) is False
+    assert "differs for stronger regularisation" in chapter_tables.gap_expectation(result, "default")
+    assert "closer look" in chapter_tables.gap_expectation(result, "default")
+    assert "smoke profile" in chapter_tables.gap_expectation(result, "smoke")
     table = chapter_tables.generalization_gap(result).data
     assert "21.0% ± 1.0% (n=3)" in table and "Data: made up" in table
+    # 10 iterations of 200 images: 2 epochs of 1,000 images, 0.25 of 8,000.
+    assert chapter_tables.gap_epochs(result) == {1000: 2.0, 8000: 0.25}
+    assert re.search(r"\|\s+8,000 \|\s+0.25 \|", table)
 
     expected = _gap_result({
         "baseline": [0.20, 0.21, 0.22], "train_size": [0.02, 0.03, 0.04],
         "hidden_size": [0.21, 0.20, 0.22], "reg": [0.05, 0.06, 0.07]})
     assert chapter_tables.gap_matches_expectation(expected)
+    assert chapter_tables.gap_expectation(expected, "smoke") == "agree with this reasoning"
     assert chapter_tables.gap_shrinkers(expected) == ["a larger training set", "stronger regularisation"]
 
 
-def test_target_statement_only_claims_what_the_data_allow():
-    stand_in = chapter_tables.target_statement(0.83, "a stand-in", substitute=True)
-    assert "83.0% on a stand-in, above 48%" in stand_in and "cannot tell" in stand_in
-    assert chapter_tables.target_statement(0.49, "CIFAR-10", substitute=False).endswith("the target is met")
-    assert chapter_tables.target_statement(0.47, "CIFAR-10", substitute=False).endswith("the target is not met")
+def test_gap_verdicts_for_a_tie_a_diverged_run_a_single_seed_and_a_reversal():
+    nan = float("nan")
+    result = _gap_result({
+        "baseline": [0.20, 0.21, 0.22],
+        "train_size": [0.20, 0.21, 0.22],   # tie: the same gap on every seed
+        "hidden_size": [0.05, 0.06, 0.04],  # reversed: more units, smaller gap
+        "reg": [0.30, nan, 0.32],           # a diverged run, and a wider gap
+    })
+    summary = chapter_tables.gap_summary(result)
+    assert {f: s["direction"] for f, s in summary.items()} == {
+        "train_size": "unchanged", "hidden_size": "shrinks", "reg": "widens"}
+    answer = chapter_tables.gap_answer(result).data
+    assert "reach the same train–test gap on every one of 3 seeds" in answer
+    assert "the 200-unit net's train–test gap is lower than the 50-unit net's" in answer
+    assert "the λ = 5 net's train–test gap is higher" in answer and "1 run diverged and left out" in answer
+    assert chapter_tables.gap_shrinkers(result) == ["more hidden units"]
+    assert "differs for a larger training set, more hidden units, stronger regularisation" in (
+        chapter_tables.gap_expectation(result, "default"))
+    assert "(n=2), 1 run diverged" in chapter_tables.generalization_gap(result).data
+
+    single = _gap_result({"baseline": [0.20], "train_size": [0.05], "hidden_size": [0.25], "reg": [0.1]})
+    assert {s["direction"] for s in chapter_tables.gap_summary(single).values()} == {"single seed"}
+    assert "on a single seed, the 8,000-image net's train–test gap is lower" in (
+        chapter_tables.gap_answer(single).data)
+    assert chapter_tables.gap_shrinkers(single) == []
+    assert chapter_tables.gap_matches_expectation(single) is None
+    assert chapter_tables.gap_expectation(single, "default").startswith("cannot test this reasoning")
+    assert chapter_tables.test_accuracy_effects(single) == (
+        "no change shrank the gap, so there is no test accuracy to compare")
+
+    diverged = _gap_result({"baseline": [nan, nan], "train_size": [nan, nan],
+                            "hidden_size": [0.1, 0.2], "reg": [nan, 0.1]})
+    answer = chapter_tables.gap_answer(diverged).data
+    assert "no comparison of the 8,000-image net and the 1,000-image net is possible" in answer
+    assert "the changes that shrink the gap here: none of the three" in answer.lower()
+
+
+def test_target_statement_uses_the_seeds_interval():
+    def statement(values, substitute=False):
+        return chapter_tables.target_statement(values, "CIFAR-10", substitute=substitute)
+
+    above = statement([0.50, 0.51, 0.52])
+    assert above.startswith("a mean test accuracy of 51.0% over 3 seeds on CIFAR-10 (95% CI")
+    assert above.endswith("the target is met: the whole interval lies above 48%")
+    assert statement([0.40, 0.41, 0.42]).endswith("the target is not met: the whole interval lies at or below 48%")
+    # A mean above the target is not enough when the interval reaches below it.
+    assert statement([0.47, 0.49, 0.51]).endswith("these seeds cannot tell whether the target is met")
+    # A tie with the target is not "above" it.
+    assert "the target is not met" in statement([0.48, 0.48])
+    assert statement([0.50]) == (
+        "50.0% on CIFAR-10 from a single seed, above 48%: one seed gives no interval, so this is "
+        "not a verdict on the configuration")
+    assert "(1 diverged runs left out)" in statement([0.50, float("nan"), 0.52])
+    assert statement([float("nan")] * 2).startswith("no test accuracy on CIFAR-10: every run diverged")
+    stand_in = chapter_tables.target_statement([0.83, 0.84], "a stand-in", substitute=True)
+    assert "on a stand-in" in stand_in and "cannot tell" in stand_in and "met:" not in stand_in
+
+
+def _replicates(values):
+    return [{"seed": seed, "test_accuracy": value} for seed, value in enumerate(values)]
+
+
+def test_default_versus_chosen_on_the_test_set_over_seeds():
+    default = Result("backprop.cifar_default", "key", {"replicates": _replicates([0.30, 0.31, 0.32])}, {},
+                     {"config": {"hidden_size": 50}}, Path("."))
+    sweep = Result("backprop.cifar_sweep", "key", {"best": {"hidden_size": 100},
+                   "replicates": _replicates([0.45, 0.47, 0.46])}, {}, {}, Path("."))
+    versus = chapter_tables.default_versus_chosen(default, sweep)
+    assert not versus.paired and versus.outcome == "a_better"
+    assert versus.sentence().startswith(
+        "the chosen configuration's test accuracy is higher than the default configuration's by 15.0 points")
+    # The same hidden size: seed s draws the same weights and batches, a paired design.
+    sweep.metrics["best"]["hidden_size"] = 50
+    assert chapter_tables.default_versus_chosen(default, sweep).paired
+    # Reversed: the defaults win.
+    sweep.metrics["replicates"] = _replicates([0.20, 0.21, 0.19])
+    assert chapter_tables.default_versus_chosen(default, sweep).outcome == "b_better"
+
+
+def test_the_assignments_forward_checks_pass_and_can_fail():
+    check = experiments.toy_reference_check()
+    assert check["scores_pass"] and check["loss_pass"]
+    assert check["score_difference"] < 1e-7 and check["loss_difference"] < 1e-12
+    assert chapter_tables.toy_reference_verdict(check).startswith("both agree")
+    table = chapter_tables.toy_reference(check).data
+    assert table.count("✓ yes") == 2 and "1.30378789133" in table
+
+    # A wrong network: a bias off by 1e-3 moves every score and the loss.
+    net, _, _ = experiments._toy_problem(experiments.CS231N_TOY_SEED, experiments.TOY)
+    net.params["b2"] = net.params["b2"] + 1e-3
+    wrong = experiments.toy_reference_check(net)
+    assert not wrong["scores_pass"]
+    assert "the scores" in chapter_tables.toy_reference_verdict(wrong)
+
+    # A wrong loss: the customary ½ in front of the penalty changes only the loss.
+    class HalfPenalty(scratch.TwoLayerNet):
+        def loss(self, X, y=None, reg=0.0):
+            if y is None:
+                return super().loss(X)
+            return super().loss(X, y, reg=reg / 2)
+
+    half, _, _ = experiments._toy_problem(experiments.CS231N_TOY_SEED, experiments.TOY)
+    half.__class__ = HalfPenalty
+    wrong = experiments.toy_reference_check(half)
+    assert wrong["scores_pass"] and not wrong["loss_pass"]
+    assert chapter_tables.toy_reference_verdict(wrong) == "the loss do NOT agree with the assignment's numbers"
+    assert "✗ NO" in chapter_tables.toy_reference(wrong).data
+
+
+def test_below_words_a_bound():
+    assert chapter_tables.below(1e-9, 1e-8) == "below"
+    assert chapter_tables.below(1e-8, 1e-8) == "NOT below"
+    assert chapter_tables.below(float("nan"), 1e-8) == "NOT below"
+    assert chapter_tables.power_of_ten(1e-7) == "10⁻⁷" and chapter_tables.power_of_ten(0.02) == "0.02"
 
 
 def _default_result(loss, train_accuracy, val_accuracy, per_epoch=10):
@@ -171,6 +286,8 @@ def test_default_diagnosis_follows_the_curves():
     assert "begun to overfit" in chapter_tables.default_diagnosis(_default_result(flat, 0.60, 0.45))
     assert "levelled off" in chapter_tables.default_diagnosis(_default_result(flat, 0.40, 0.40))
     assert "converged without overfitting" in chapter_tables.default_diagnosis(_default_result(flat, 0.40, 0.40))
+    diverged = np.concatenate([falling[:-1], [np.nan]])
+    assert "diverged" in chapter_tables.default_diagnosis(_default_result(diverged, 0.1, 0.1))
 
 
 # --- equations: displayed, labelled and checked ------------------------------
@@ -220,5 +337,14 @@ def test_test_accuracy_effects_name_rises_and_falls():
         if run["varied"] == "reg":
             run["test_accuracy"] = 0.60 + 0.01 * run["seed"]
     text = chapter_tables.test_accuracy_effects(result)
-    assert "with a larger training set test accuracy rose (70.0% → 81.0%)" in text
-    assert "with stronger regularisation test accuracy fell (70.0% → 61.0%)" in text
+    assert ("with a larger training set, the 8,000-image net's test accuracy is higher than the "
+            "1,000-image net's by 11.0 points") in text
+    assert "with stronger regularisation, the λ = 5 net's test accuracy is lower than the λ = 0 net's by 9.0 points" in text
+
+
+def test_chapter_has_no_inline_expression_that_can_be_blank():
+    """Optional sentences come from cells: an inline expression whose value
+    can be "" makes Quarto print its source."""
+    source = CHAPTER.read_text(encoding="utf-8")
+    for expression in re.findall(r"`\{python\} ([^`]*)`", source):
+        assert 'else ""' not in expression and "else ''" not in expression, expression

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from analysis import scratch
+from analysis import scratch, stats
 from analysis.plots.common import source_footer
 
 def _finish(figure):
@@ -117,7 +117,15 @@ _FACTOR_LABELS = {
 }
 
 
-_VERDICTS = {"shrinks": "the gap shrinks", "widens": "the gap widens", "unclear": "no clear change in the gap"}
+#: A panel's title for each direction of ``tables.backprop.GAP_DIRECTIONS``.
+_VERDICTS = {
+    "shrinks": "the gap shrinks",
+    "widens": "the gap widens",
+    "unchanged": "the gap is the same on every seed",
+    "unclear": "no clear change in the gap",
+    "single seed": "one seed: no verdict",
+    "no finite runs": "every run diverged",
+}
 
 
 def generalization_gap(summary: Mapping[str, dict], source: str):
@@ -132,9 +140,10 @@ def generalization_gap(summary: Mapping[str, dict], source: str):
         positions = np.arange(len(levels))
         means = {}
         for split, marker in (("train", "o-"), ("test", "s--")):
-            values = [np.asarray(item[split][level], dtype=float) for level in levels]
-            mean = np.array([v.mean() for v in values])
-            std = np.array([v.std(ddof=1) if v.size > 1 else 0.0 for v in values])
+            # Diverged runs (NaN) are left out of the means, as in the table.
+            summaries = [stats.summary(item[split][level]) for level in levels]
+            mean = np.array([s.mean for s in summaries])
+            std = np.array([s.std if s.n > 1 else 0.0 for s in summaries])
             axis.errorbar(positions, mean, yerr=std, fmt=marker, capsize=3,
                           label="training" if split == "train" else "test")
             means[split] = mean

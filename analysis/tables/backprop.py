@@ -14,8 +14,19 @@ import numpy as np
 import sympy as sp
 from IPython.display import Markdown
 
-from analysis import symbolic
-from analysis.tables import markdown, mean_std
+from analysis import stats, symbolic
+from analysis.experiments.backprop import (
+    ACCURACY_TARGET,
+    CS231N_LOSS_TOLERANCE,
+    CS231N_SCORE_TOLERANCE,
+    CS231N_TOY_LOSS,
+    CS231N_TOY_REG,
+    CS231N_TOY_SCORES,
+    CS231N_TOY_SEED,
+    TOY,
+)
+from analysis.experiments.backprop import gap_epochs as _gap_epochs
+from analysis.tables import markdown
 
 #: How the chapter names the factors of the generalization-gap experiment.
 FACTOR_NAMES = {
@@ -143,7 +154,8 @@ def mlp_gradient_checks(result, tolerance: float = 1e-7) -> Markdown:
     )
     return markdown(
         rows,
-        ("Activation", "Draws per seed", "Max error, weights", "Max error, biases", f"Below {tolerance:g}"),
+        ("Activation", "Draws per seed", "Max error, weights", "Max error, biases",
+         f"Below {power_of_ten(tolerance)}"),
         note=note,
     )
 
@@ -162,12 +174,64 @@ def two_layer_gradient_check(result, tolerance: float = 1e-8) -> Markdown:
         f"hidden units, {toy['num_classes']} classes, λ = {config['toy_reg']:g}; worst over "
         f"{len(checks)} seeds of the initial weights. No data: random inputs."
     )
-    return markdown(rows, ("Parameter", "Max relative error", f"Below {tolerance:g}"), note=note)
+    return markdown(rows, ("Parameter", "Max relative error", f"Below {power_of_ten(tolerance)}"), note=note)
 
 
 def worst_error(result, part: str) -> float:
     """The largest relative error of a gradient-check result ("mlp" or "two_layer")."""
     return max(max(row["errors"].values()) for row in result[part])
+
+
+_SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(value: float) -> str:
+    """1e-07 -> "10⁻⁷" for prose (an inline expression's output is escaped,
+    so LaTeX would show literally); other values as ``:g``."""
+    exponent = float(np.log10(value)) if value > 0 else 0.5
+    if exponent.is_integer():
+        return "10" + str(int(exponent)).translate(_SUPERSCRIPTS)
+    return f"{value:g}"
+
+
+def below(value: float, tolerance: float) -> str:
+    """"below" or "NOT below": a gradient check's error against its bound."""
+    return "below" if value < tolerance else "NOT below"
+
+
+def toy_reference(check: Mapping) -> Markdown:
+    """The assignment's forward checks on its toy problem: our scores and
+    loss against the numbers its notebook prints (``experiments.backprop
+    .toy_reference_check``), with the bound the notebook gives for each."""
+    rows = [
+        (
+            f"Scores, {len(CS231N_TOY_SCORES)}×{len(CS231N_TOY_SCORES[0])}",
+            "largest |ours − assignment's|",
+            _scientific(check["score_difference"]),
+            power_of_ten(CS231N_SCORE_TOLERANCE),
+            _tick(check["scores_pass"]),
+        ),
+        (
+            f"Loss, λ = {CS231N_TOY_REG:g}",
+            f"ours {check['loss']:.12f}, assignment's {CS231N_TOY_LOSS}",
+            _scientific(check["loss_difference"]),
+            power_of_ten(CS231N_LOSS_TOLERANCE),
+            _tick(check["loss_pass"]),
+        ),
+    ]
+    note = (f"The assignment's toy network (weights drawn after np.random.seed({CS231N_TOY_SEED}), "
+            f"std {TOY['std']:g}) on its {TOY['num_inputs']} toy inputs; computed when this page was "
+            "built. No data: random inputs.")
+    return markdown(rows, ("Quantity", "Compared", "Difference", "Bound", "Within"), note=note)
+
+
+def toy_reference_verdict(check: Mapping) -> str:
+    """One clause for the prose, never empty."""
+    if check["scores_pass"] and check["loss_pass"]:
+        return "both agree with the assignment's numbers within the bounds its notebook gives"
+    failed = [name for name, key in (("the scores", "scores_pass"), ("the loss", "loss_pass"))
+              if not check[key]]
+    return f"{' and '.join(failed)} do NOT agree with the assignment's numbers"
 
 
 # ---------------------------------------------------------------------------
@@ -207,60 +271,120 @@ def sweep(result, top: int | None = 12) -> Markdown:
 
 
 def replicate_test_accuracies(result) -> list[float]:
+    """Test accuracy per seed (NaN for a diverged run) of a result with
+    ``replicates``: the default net, or the sweep's chosen configuration."""
     return [row["test_accuracy"] for row in result["replicates"]]
 
 
-def target_statement(test_accuracy: float, source: str, substitute: bool, target: float = 0.48) -> str:
-    """Whether the chosen net beat the assignment's target, said honestly:
-    a result on a stand-in dataset says nothing about real CIFAR-10."""
-    above = test_accuracy > target
-    measured = f"{100 * test_accuracy:.1f}% on {source}, {'above' if above else 'not above'} {100 * target:.0f}%"
+def default_versus_chosen(default, sweep_result) -> stats.Comparison:
+    """The sweep's chosen configuration against the assignment's defaults,
+    on the test set, over the same seeds.
+
+    The design is paired only when both have the same hidden size: then seed
+    s draws the same initial weights and the same mini-batches for both.
+    Otherwise the weight matrices differ in shape, seed s means nothing
+    shared, and the comparison is unpaired (Welch).
+    """
+    same_shape = sweep_result["best"]["hidden_size"] == default.provenance["config"]["hidden_size"]
+    return stats.compare(
+        replicate_test_accuracies(sweep_result),
+        replicate_test_accuracies(default),
+        names=("the chosen configuration", "the default configuration"),
+        paired=same_shape,
+    )
+
+
+def target_statement(test_accuracies: Sequence[float], source: str, substitute: bool,
+                     target: float = ACCURACY_TARGET) -> str:
+    """Whether the chosen configuration beats the assignment's target, from
+    the mean test accuracy over seeds and its t interval, said honestly: a
+    result on a stand-in dataset says nothing about real CIFAR-10."""
+    summary = stats.summary(test_accuracies)
+    bar = f"{100 * target:.0f}%"
+    dropped = f" ({summary.dropped} diverged runs left out)" if summary.dropped else ""
+    if summary.n == 0:
+        measured = f"no test accuracy on {source}: every run diverged"
+        verdict = "the target is not met"
+    elif summary.n == 1:
+        side = "above" if summary.mean > target else "not above"
+        measured = f"{100 * summary.mean:.1f}% on {source} from a single seed{dropped}, {side} {bar}"
+        verdict = "one seed gives no interval, so this is not a verdict on the configuration"
+    else:
+        measured = (f"a mean test accuracy of {100 * summary.mean:.1f}% over {summary.n} seeds on "
+                    f"{source} ({summary.interval_text(digits=1, percent=True)}){dropped}")
+        if summary.low > target:
+            verdict = f"the target is met: the whole interval lies above {bar}"
+        elif summary.high <= target:
+            verdict = f"the target is not met: the whole interval lies at or below {bar}"
+        else:
+            verdict = f"the interval includes {bar}, so these seeds cannot tell whether the target is met"
     if substitute:
-        return (
-            f"{measured}; these are not the CIFAR-10 images, so this run cannot tell whether "
-            "the target is met on real CIFAR-10"
-        )
-    return f"{measured}: the target is {'met' if above else 'not met'}"
+        return (f"{measured}; these are not the CIFAR-10 images, so this run cannot tell whether "
+                "the target is met on real CIFAR-10")
+    return f"{measured}: {verdict}"
 
 
 # ---------------------------------------------------------------------------
 # The train-test gap
 
+#: How a comparison's outcome reads as a change of the gap, going from the
+#: smallest level (b) to the largest (a) with "lower is better".
+GAP_DIRECTIONS = {
+    "a_better": "shrinks",
+    "b_better": "widens",
+    "tie": "unchanged",
+    "unclear": "unclear",
+    "single": "single seed",
+    "empty": "no finite runs",
+}
 
-def gap_direction(smallest: Sequence[float], largest: Sequence[float], z: float = 2.0) -> str:
-    """"shrinks", "widens" or "unclear": how the gap changes from the
-    smallest level of a factor to its largest, over seeds.
 
-    The change counts only when the difference of the means exceeds ``z``
-    standard errors of that difference (sample std, ddof=1, per level); with
-    a single seed per level there is no error estimate and the sign decides.
+def _network(factor: str, level) -> str:
+    """A network named by its level of ``factor``, for verdict sentences."""
+    if factor == "train_size":
+        return f"the {level:,}-image net"
+    if factor == "hidden_size":
+        return f"the {level:,}-unit net"
+    return f"the λ = {level:g} net"
+
+
+def _compare_levels(factor: str, per_level: Mapping, low, high, higher_is_better: bool) -> stats.Comparison:
+    """The largest level (a) against the smallest (b), over seeds.
+
+    Paired for the training-set size and λ: with the hidden size fixed, seed
+    s draws the same initial weights for both levels (and, for λ, the same
+    mini-batches too). Unpaired for the hidden size, where seed s draws
+    weight matrices of different shapes and nothing is shared.
     """
-    smallest, largest = np.asarray(smallest, dtype=float), np.asarray(largest, dtype=float)
-    if smallest.size == 0 or largest.size == 0:
-        raise ValueError("gap_direction needs at least one gap per level")
-    change = largest.mean() - smallest.mean()
-    variance = sum(v.var(ddof=1) / v.size for v in (smallest, largest) if v.size > 1)
-    if abs(change) <= z * np.sqrt(variance) or change == 0:
-        return "unclear"
-    return "shrinks" if change < 0 else "widens"
+    return stats.compare(
+        per_level[high], per_level[low],
+        names=(_network(factor, high), _network(factor, low)),
+        paired=factor != "hidden_size",
+        higher_is_better=higher_is_better,
+    )
 
 
 def gap_summary(result) -> dict[str, dict]:
-    """For each factor: its levels, the gaps per level (one per seed), the
-    mean train/test accuracy per level, and :func:`gap_direction`."""
+    """For each factor: its levels, the gaps per level (one per seed, in seed
+    order), the train/test accuracies per level, the comparison of the gap at
+    the largest level with the smallest (lower is better), and its direction
+    (:data:`GAP_DIRECTIONS`)."""
     runs = result["runs"]
     summary = {}
     for factor in FACTOR_NAMES:
         relevant = [r for r in runs if r["varied"] in ("baseline", factor)]
         levels = sorted({r[factor] for r in relevant})
-        per_level = {level: [r for r in relevant if r[factor] == level] for level in levels}
+        per_level = {level: sorted((r for r in relevant if r[factor] == level), key=lambda r: r["seed"])
+                     for level in levels}
         gaps = {level: [r["gap"] for r in rows] for level, rows in per_level.items()}
+        comparison = _compare_levels(factor, gaps, levels[0], levels[-1], higher_is_better=False)
         summary[factor] = {
             "levels": levels,
             "gaps": gaps,
             "train": {level: [r["train_accuracy"] for r in rows] for level, rows in per_level.items()},
             "test": {level: [r["test_accuracy"] for r in rows] for level, rows in per_level.items()},
-            "direction": gap_direction(gaps[levels[0]], gaps[levels[-1]]),
+            "comparison": comparison,
+            "direction": GAP_DIRECTIONS[comparison.outcome],
         }
     return summary
 
@@ -269,60 +393,60 @@ def _level(factor: str, level) -> str:
     return f"{level:,}" if factor != "reg" else f"{level:g}"
 
 
+def gap_epochs(result) -> dict[int, float]:
+    """Epochs per training-set size in the gap experiment."""
+    return _gap_epochs(result.provenance["config"])
+
+
 def generalization_gap(result) -> Markdown:
     """Training accuracy, test accuracy and their gap per factor and level,
-    mean ± std over the seeds."""
+    mean ± std over the seeds, with the epochs each setting trained for."""
+    epochs = gap_epochs(result)
+    config = result.provenance["config"]
+    baseline_size = min(config["train_sizes"])
     rows = []
     for factor, item in gap_summary(result).items():
         for level in item["levels"]:
+            size = level if factor == "train_size" else baseline_size
             rows.append(
                 (
                     FACTOR_NAMES[factor],
                     _level(factor, level),
-                    mean_std(item["train"][level], digits=1, percent=True),
-                    mean_std(item["test"][level], digits=1, percent=True),
-                    mean_std(item["gaps"][level], digits=1, percent=True),
+                    f"{epochs[size]:g}",
+                    stats.summary(item["train"][level]).text(digits=1, percent=True),
+                    stats.summary(item["test"][level]).text(digits=1, percent=True),
+                    stats.summary(item["gaps"][level]).text(digits=1, percent=True),
                 )
             )
-    config = result.provenance["config"]
     baseline = (
-        f"{min(config['train_sizes']):,} training images, {min(config['hidden_sizes'])} hidden units, "
+        f"{baseline_size:,} training images, {min(config['hidden_sizes'])} hidden units, "
         f"λ = {min(config['regs']):g}"
     )
     note = (
         f"Each factor varies while the others stay at the baseline ({baseline}); {config['num_iters']:,} "
-        f"iterations, learning rate {config['learning_rate']:g} (constant). Data: {result.data_source()}"
+        f"iterations of {config['batch_size']} images at learning rate {config['learning_rate']:g} "
+        f"(constant), so the epochs depend on the training-set size. Data: {result.data_source()}"
     )
     return markdown(
         rows,
-        ("Factor", "Level", "Training acc.", "Test acc.", "Gap (train − test)"),
+        ("Factor", "Level", "Epochs", "Training acc.", "Test acc.", "Gap (train − test)"),
         note=note,
-        align=("left", "right", "right", "right", "right"),
+        align=("left", "right", "right", "right", "right", "right"),
     )
 
 
-def gap_answer(result) -> str:
-    """The chapter's answer, worded from the numbers: which changes shrink
-    the gap, with the mean gap at the smallest and the largest level."""
-    phrases = {
-        "shrinks": ("shrinks the gap", "shrink the gap"),
-        "widens": ("widens the gap", "widen the gap"),
-        "unclear": (
-            "does not change the gap by more than the seeds' spread",
-            "do not change the gap by more than the seeds' spread",
-        ),
-    }
-    parts = []
+def gap_answer(result) -> Markdown:
+    """The chapter's answer, one bullet per factor, each a verdict sentence
+    of :mod:`analysis.stats`, then the changes that shrink the gap."""
+    items, shrinkers = [], []
     for factor, item in gap_summary(result).items():
-        plural = factor in PLURAL_FACTORS
         low, high = item["levels"][0], item["levels"][-1]
-        before = 100 * float(np.mean(item["gaps"][low]))
-        after = 100 * float(np.mean(item["gaps"][high]))
-        parts.append(
-            f"{FACTOR_CHANGES[factor]} ({_level(factor, low)} → {_level(factor, high)}) "
-            f"{phrases[item['direction']][plural]} (mean gap {before:.1f} → {after:.1f} points)"
-        )
-    return "; ".join(parts[:-1]) + "; and " + parts[-1]
+        sentence = item["comparison"].sentence(metric="train–test gap")
+        items.append(f"- {FACTOR_CHANGES[factor]} ({_level(factor, low)} → {_level(factor, high)}): {sentence}.")
+        if item["direction"] == "shrinks":
+            shrinkers.append(FACTOR_CHANGES[factor])
+    named = ", ".join(shrinkers) if shrinkers else "none of the three"
+    return Markdown("\n".join(items) + f"\n\nThe changes that shrink the gap here: {named}.\n")
 
 
 def gap_shrinkers(result) -> list[str]:
@@ -332,14 +456,39 @@ def gap_shrinkers(result) -> list[str]:
 
 #: The usual expectation: more data and stronger regularisation shrink the
 #: gap; more hidden units add capacity and do not.
-EXPECTED_DIRECTIONS = {"train_size": {"shrinks"}, "hidden_size": {"widens", "unclear"}, "reg": {"shrinks"}}
+EXPECTED_DIRECTIONS = {
+    "train_size": {"shrinks"},
+    "hidden_size": {"widens", "unclear", "unchanged"},
+    "reg": {"shrinks"},
+}
+
+#: Directions that carry no verdict, so they cannot test the expectation.
+_UNDECIDABLE = {"single seed", "no finite runs"}
 
 
-def gap_matches_expectation(result) -> bool:
-    """Whether every factor moved the gap the way :data:`EXPECTED_DIRECTIONS` says."""
-    return all(
-        item["direction"] in EXPECTED_DIRECTIONS[factor] for factor, item in gap_summary(result).items()
-    )
+def gap_matches_expectation(result) -> bool | None:
+    """Whether every factor moved the gap the way :data:`EXPECTED_DIRECTIONS`
+    says; None when some factor has a single seed or no finite runs."""
+    summary = gap_summary(result)
+    if any(item["direction"] in _UNDECIDABLE for item in summary.values()):
+        return None
+    return all(item["direction"] in EXPECTED_DIRECTIONS[factor] for factor, item in summary.items())
+
+
+def gap_expectation(result, profile_name: str) -> str:
+    """Whether the measurements agree with the usual reasoning, worded for
+    the profile that produced them (never empty)."""
+    matches = gap_matches_expectation(result)
+    if matches is None:
+        return "cannot test this reasoning: a factor has a single seed or no finite run, so no interval"
+    if matches:
+        return "agree with this reasoning"
+    differing = [FACTOR_CHANGES[f] for f, item in gap_summary(result).items()
+                 if item["direction"] not in EXPECTED_DIRECTIONS[f]]
+    text = f"do not fully agree with this reasoning (it differs for {', '.join(differing)})"
+    if profile_name == "smoke":
+        return text + "; with the smoke profile's tiny budgets that says nothing"
+    return text + "; at these budgets the disagreement deserves a closer look"
 
 
 def default_diagnosis(result, levelled: float = 0.01, separated: float = 0.05) -> str:
@@ -348,9 +497,12 @@ def default_diagnosis(result, levelled: float = 0.01, separated: float = 0.05) -
     The loss counts as still falling when the mean loss of the last epoch is
     more than ``levelled`` (relative) below that of the epoch before; the
     accuracies count as separated when training accuracy exceeds validation
-    accuracy by more than ``separated``.
+    accuracy by more than ``separated``. A single run: a description of its
+    curves, not a comparison.
     """
     loss = np.asarray(result["loss_history"], dtype=float)
+    if not np.isfinite(loss[-1]):
+        return "the loss diverged (it is not finite at the end of training), so these settings do not train"
     window = max(1, min(int(round(result["iterations_per_epoch"])), len(loss) // 2))
     last, before = loss[-window:].mean(), loss[-2 * window:-window].mean()
     falling = last < (1 - levelled) * before
@@ -377,19 +529,15 @@ def default_diagnosis(result, levelled: float = 0.01, separated: float = 0.05) -
 
 def test_accuracy_effects(result) -> str:
     """How test accuracy itself moved for each change that shrank the gap,
-    worded from the numbers (the same two-standard-error rule as
-    :func:`gap_direction`): a smaller gap is not always better test accuracy."""
-    verbs = {"shrinks": "fell", "widens": "rose", "unclear": "did not change clearly"}
+    as a verdict of :mod:`analysis.stats` (same pairing as the gap's): a
+    smaller gap is not always better test accuracy. Never empty."""
     parts = []
     for factor, item in gap_summary(result).items():
         if item["direction"] != "shrinks":
             continue
         low, high = item["levels"][0], item["levels"][-1]
-        # gap_direction reads a fall as "shrinks" and a rise as "widens".
-        verb = verbs[gap_direction(item["test"][low], item["test"][high])]
-        before = 100 * float(np.mean(item["test"][low]))
-        after = 100 * float(np.mean(item["test"][high]))
-        parts.append(f"with {FACTOR_CHANGES[factor]} test accuracy {verb} ({before:.1f}% → {after:.1f}%)")
+        comparison = _compare_levels(factor, item["test"], low, high, higher_is_better=True)
+        parts.append(f"with {FACTOR_CHANGES[factor]}, {comparison.sentence(metric='test accuracy')}")
     if not parts:
         return "no change shrank the gap, so there is no test accuracy to compare"
     return "; ".join(parts)
