@@ -1,0 +1,92 @@
+"""SymPy derivations that the chapters show, and the checks that prove them.
+
+Every displayed equation of the book is typed in its chapter as a literal
+``$$ … $$ {#eq-…}`` and registered here under its label with the SymPy
+expressions its check tests (:mod:`analysis.symbolic.core`); a test compares
+the typed LaTeX with ``sympy.latex`` of the registered expressions. One module
+per topic:
+
+* :mod:`~analysis.symbolic.activations`: ReLU, tanh, sigmoid, LeCun's scaled
+  tanh; derivatives, their ranges and the bound through depth;
+* :mod:`~analysis.symbolic.backprop`: backpropagation, checked on a network
+  with two hidden layers; the softmax instance, the central difference and
+  the two-layer network;
+* :mod:`~analysis.symbolic.layernorm`: layer normalization.
+
+Nothing heavy runs at import; derivations and checks run on first use and
+are cached.
+"""
+
+from analysis.symbolic.core import (
+    BookLatexPrinter,
+    Check,
+    Equation,
+    chapter_problems,
+    check_summary,
+    checks,
+    display,
+    displayed_equations,
+    equation,
+    latex,
+    normalise,
+    registry,
+    run_check,
+    run_checks,
+)
+from analysis.symbolic.activations import (
+    ACTIVATION_NAMES,
+    AUXILIARY,
+    LECUN_LEAK,
+    LECUN_SCALE,
+    LECUN_SLOPE,
+    OUTPUT,
+    X,
+    ActivationDerivation,
+    NumericActivation,
+    activation,
+    activation_equations,
+    activations,
+    canonical_activation_name,
+    check_activation,
+    check_activations,
+    check_gradient_bound,
+    derivative_supremum,
+    gradient_bound,
+    gradient_bound_curve,
+    gradient_bound_equation,
+    numeric_activation,
+)
+from analysis.symbolic.backprop import (
+    backprop_equations,
+    central_difference_equation,
+    central_difference_error,
+    check_backprop_derivations,
+    check_backprop_equations,
+    check_batch_mean,
+    check_bias_gradient,
+    check_central_difference,
+    check_hidden_delta,
+    check_output_delta,
+    check_softmax_instance,
+    check_two_layer_gradients,
+    check_two_layer_penalty,
+    check_weight_gradient,
+    softmax_gradient_instance,
+    two_layer_equations,
+    two_layer_gradient_formula,
+)
+from analysis.symbolic.layernorm import (
+    check_layernorm_backward,
+    check_layernorm_equations,
+    check_layernorm_forward,
+    layernorm_backward_formula,
+    layernorm_equations,
+)
+
+#: One sentence per check key, for the chapters' check tables.
+CHECK_DESCRIPTIONS = {key: item.description for key, item in checks().items()}
+
+
+def chapter_equations(labels):
+    """The registered equations with these labels, in this order."""
+    return tuple(equation(label) for label in labels)
