@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import importlib
 import json
+import os
 import sys
 import textwrap
 import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 
+import joblib
 import numpy as np
 import pytest
 
@@ -382,3 +383,19 @@ def test_nnstudy_jobs_must_be_a_positive_number(monkeypatch):
         runner.jobs(4)
     monkeypatch.setenv("NNSTUDY_JOBS", "8")
     assert runner.jobs(3) == 3
+
+
+def test_runs_go_through_a_dask_cluster_unchanged(runs_toy, monkeypatch):
+    """A cluster user switches joblib's backend; the experiment does not change."""
+    distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed")
+    load, computed = runs_toy
+    monkeypatch.setenv("NNSTUDY_JOBS", "2")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster), joblib.parallel_config(backend="dask"):
+        on_dask = load().seeds("smoke")
+    assert sorted(computed()) == ["0", "1", "2"]
+    cache.clear()
+    monkeypatch.setenv("NNSTUDY_JOBS", "1")
+    local = load().seeds("smoke")
+    np.testing.assert_array_equal(on_dask["weights"], local["weights"])
