@@ -89,7 +89,6 @@ def test_latex_is_printed_for_the_reader():
     assert equation.label == "eq-activation-sigmoid"
     assert equation.markdown().startswith("$$\n\\begin{aligned}")
     assert equation.markdown().endswith("$$ {#eq-activation-sigmoid}")
-    assert all(symbolic.check_activations().values())
 
 
 def test_activation_names_are_checked():
@@ -135,142 +134,177 @@ def test_gradient_bound_through_depth():
         symbolic.gradient_bound("sigmoid", 2.5)
 
 
-# --- backpropagation -------------------------------------------------------
+# --- every check passes on the displayed formula -----------------------------
 
 
-def test_backprop_equations_all_verified():
-    checks = symbolic.check_backprop_equations()
-    assert checks == {
-        "forward": True,
-        "output-delta": True,
-        "hidden-delta": True,
-        "weight-grad": True,
-        "bias-grad": True,
-        "batch-mean": True,
+@pytest.mark.parametrize("key", sorted(symbolic.checks()))
+def test_every_check_passes_on_the_displayed_formula(key):
+    assert symbolic.run_check(key) is True
+
+
+# --- and fails on a wrong one -------------------------------------------------
+
+from analysis.symbolic import backprop as bp  # noqa: E402
+from analysis.symbolic import layernorm as ln  # noqa: E402
+
+f_ = sp.Function("f")
+xs, hs = sp.symbols("x h")
+
+
+def _hadamard(*factors):
+    return sp.HadamardProduct(*factors, evaluate=False)
+
+
+def _backward_without_normalized_term(normalized, scaled, sigma):
+    mean = sum(scaled) / len(scaled)
+    return [(g - mean) / sigma for g in scaled]
+
+
+# One or more wrong formulas per check: each must make its check return False.
+MUTATIONS = {
+    "relu": [
+        lambda: symbolic.check_activation("relu", output_form=sp.Piecewise((0, a > 0), (1, True))),
+        lambda: symbolic.check_activation("relu", derivative_range=sp.FiniteSet(0, 2)),
+        lambda: symbolic.check_activation("relu", derivative=sp.Piecewise((1, x > 0), (1, x < 0))),
+    ],
+    "tanh": [
+        lambda: symbolic.check_activation("tanh", output_form=1 - a),
+        lambda: symbolic.check_activation("tanh", derivative_range=sp.Interval(0, 1)),
+    ],
+    "sigmoid": [
+        lambda: symbolic.check_activation("sigmoid", output_form=a * (1 + a)),
+        lambda: symbolic.check_activation("sigmoid", derivative_range=sp.Interval.Lopen(0, sp.Rational(1, 2))),
+    ],
+    "lecun": [
+        # A wrong tanh term in LeCun's t-form: the old check (t substituted
+        # and back) passed this; now t = tanh(2x/3) is substituted and the
+        # result compared with sympy.diff of f.
+        lambda: symbolic.check_activation(
+            "lecun", output_form=sp.Rational(17159, 10000) * sp.Rational(2, 3) * (1 + t**2) + sp.Rational(1, 100)
+        ),
+        lambda: symbolic.check_activation("lecun", derivative_range=sp.Interval.Lopen(0, 1)),
+    ],
+    "gradient-bound": [
+        lambda: symbolic.check_gradient_bound(
+            bounds={**symbolic.gradient_bound_equation().parts, "sigmoid": sp.Rational(1, 2) ** sp.Symbol("L", integer=True, positive=True)}
+        ),
+        lambda: symbolic.check_gradient_bound(chain_factor=lambda point: sp.Integer(1)),
+    ],
+    "output-delta": [
+        lambda: symbolic.check_output_delta(formula=bp.TARGETS - bp.PROBABILITIES),
+        lambda: symbolic.check_output_delta(formula=bp.PROBABILITIES),
+    ],
+    "hidden-delta": [
+        lambda: symbolic.check_hidden_delta(formula=_hadamard(bp.W_NEXT * bp.DELTA_NEXT, bp.F_PRIME_OF_Z)),
+        lambda: symbolic.check_hidden_delta(formula=bp.W_NEXT.T * bp.DELTA_NEXT),
+    ],
+    "delta-relu": [lambda: bp._delta_check("relu", bp.W_NEXT.T * bp.DELTA_NEXT)],
+    "delta-tanh": [lambda: bp._delta_check("tanh", bp.DELTA_BY_ACTIVATION["sigmoid"])],
+    "delta-sigmoid": [lambda: bp._delta_check("sigmoid", bp.DELTA_BY_ACTIVATION["tanh"])],
+    "weight-grad": [
+        lambda: symbolic.check_weight_gradient(formula=bp.A_PREVIOUS * bp.DELTA.T),
+        lambda: symbolic.check_weight_gradient(formula=2 * bp.DELTA * bp.A_PREVIOUS.T),
+    ],
+    "bias-grad": [lambda: symbolic.check_bias_gradient(formula=2 * bp.DELTA)],
+    "batch-mean": [
+        lambda: symbolic.check_batch_mean(
+            formula=sp.Sum(sp.Derivative(bp._EXAMPLE_LOSS[bp._EXAMPLE], bp._PARAMETER, evaluate=False),
+                           (bp._EXAMPLE, 1, bp._BATCH))
+        )
+    ],
+    "softmax-instance": [
+        lambda: symbolic.check_softmax_instance(derivative=symbolic.equation("eq-softmax-instance")["derivative"] + 1),
+        lambda: symbolic.check_softmax_instance(sum_form=sp.Symbol("p_1", real=True) - 2 * sp.Symbol("y_1", real=True)),
+    ],
+    "central-difference": [
+        lambda: symbolic.check_central_difference(error=hs**2 * f_(xs).diff(xs, 3) / 3),
+        lambda: symbolic.check_central_difference(quotient=(f_(xs + hs) - f_(xs)) / hs),
+    ],
+    "two-layer-gradients": [
+        # the "½‖W‖²" convention's gradient λW against a loss without ½
+        lambda: symbolic.check_two_layer_gradients(formulas={"W2": bp.HIDDEN.T * bp.G + bp.REG * bp.W2}),
+        lambda: symbolic.check_two_layer_gradients(formulas={"G_H": bp.G * bp.W2.T}),
+        lambda: symbolic.check_two_layer_gradients(formulas={"W1": bp.X2.T * bp.G_HIDDEN}),
+    ],
+    "two-layer-penalty": [
+        lambda: symbolic.check_two_layer_penalty(
+            penalty=bp.REG / 2 * (bp.FrobeniusNorm(bp.W1) ** 2 + bp.FrobeniusNorm(bp.W2) ** 2)
+        ),
+        lambda: symbolic.check_two_layer_penalty(penalty=bp.REG * bp.FrobeniusNorm(bp.W1) ** 2),
+        lambda: symbolic.check_two_layer_penalty(formulas={"W1": bp.X2.T * bp.G_HIDDEN + bp.REG * bp.W1}),
+    ],
+    "layernorm-backward": [
+        lambda: symbolic.check_layernorm_backward(3, backward=_backward_without_normalized_term),
+        lambda: symbolic.check_layernorm_backward(
+            3, expression=sp.MatMul(1 / ln.SIGMA, sp.MatAdd(ln.G_HAT, -ln.Mean(ln.G_HAT) * ln.ONES, evaluate=False),
+                                    evaluate=False)
+        ),
+    ],
+    "layernorm-forward": [
+        lambda: symbolic.check_layernorm_forward(normalize=ln._ACTIVATIONS[ln._I] - ln.MU),
+    ],
+}
+
+
+def test_every_check_has_a_mutation_test():
+    assert set(MUTATIONS) == set(symbolic.checks())
+
+
+@pytest.mark.parametrize(
+    "key, index",
+    [(key, index) for key, mutations in sorted(MUTATIONS.items()) for index in range(len(mutations))],
+)
+def test_every_check_rejects_a_wrong_formula(key, index):
+    assert MUTATIONS[key][index]() is False
+
+
+# --- the registry and the package's public names --------------------------------
+
+
+def test_groups_of_checks_by_chapter_part():
+    assert set(symbolic.check_backprop_equations()) == {
+        "output-delta", "hidden-delta", "delta-relu", "delta-tanh", "delta-sigmoid",
+        "weight-grad", "bias-grad", "batch-mean",
     }
-
-
-def test_backprop_check_detects_a_wrong_derivative(monkeypatch):
-    # Backpropagate as if f'(z) were 1: the δ recursion and every gradient
-    # below the output layer must then fail to match sympy.diff.
-    monkeypatch.setattr(symbolic, "_f_prime", lambda point: sp.Integer(1))
-    checks = symbolic.check_backprop_equations.__wrapped__()
-    assert checks["forward"] and checks["output-delta"]
-    assert not checks["hidden-delta"]
-    assert not checks["weight-grad"] and not checks["bias-grad"] and not checks["batch-mean"]
-
-
-def test_every_equation_names_a_check_that_exists():
-    equations = symbolic.backprop_equations() + symbolic.layernorm_equations()
-    labels = [equation.label for equation in equations]
-    assert len(set(labels)) == len(labels)
-    assert all(label.startswith("eq-") for label in labels)
-    assert {"eq-forward", "eq-output-delta", "eq-hidden-delta", "eq-weight-grad", "eq-bias-grad",
-            "eq-batch-mean"} <= set(labels)
-    known = set(symbolic.check_backprop_equations()) | set(symbolic.check_layernorm_equations())
-    assert {equation.check for equation in equations} <= known
-    block = symbolic.backprop_equations()[2].markdown()
-    assert block == "$$\n" + symbolic.backprop_equations()[2].latex + "\n$$ {#eq-output-delta}"
-
-
-# --- layer normalization ---------------------------------------------------
-
-
-def test_layernorm_backward_formula_is_verified():
-    assert symbolic.check_layernorm_backward(units=3) is True
-    assert symbolic.check_layernorm_equations() == {
-        "layernorm-forward": True,
-        "layernorm-backward": True,
+    assert set(symbolic.check_backprop_derivations()) == {
+        "softmax-instance", "gradient-bound", "central-difference", "two-layer-penalty", "two-layer-gradients",
     }
+    assert symbolic.check_layernorm_equations() == {"layernorm-forward": True, "layernorm-backward": True}
+    assert set(symbolic.CHECK_DESCRIPTIONS) == set(symbolic.checks())
 
 
-def test_layernorm_check_detects_wrong_formulas():
-    def without_normalized_term(normalized, scaled, sigma):
-        mean = sum(scaled) / len(scaled)
-        return [(g - mean) / sigma for g in scaled]
-
-    def without_mean(normalized, scaled, sigma):
-        mean_gx = sum(g * x for g, x in zip(scaled, normalized)) / len(scaled)
-        return [(g - x * mean_gx) / sigma for g, x in zip(scaled, normalized)]
-
-    assert symbolic.check_layernorm_backward(3, backward=without_normalized_term) is False
-    assert symbolic.check_layernorm_backward(3, backward=without_mean) is False
+def test_unknown_labels_and_checks_are_one_line_errors():
+    with pytest.raises(UserError, match="eq-nowhere"):
+        symbolic.equation("eq-nowhere")
+    with pytest.raises(UserError, match="no check named"):
+        symbolic.run_check("nothing")
+    with pytest.raises(UserError):
+        symbolic.softmax_gradient_instance(2)
     with pytest.raises(UserError):
         symbolic.check_layernorm_backward(units=1)
+
+
+def test_layernorm_transcription_equals_the_displayed_formula():
+    assert symbolic.check_layernorm_backward(3, backward=symbolic.layernorm_backward_formula) is True
 
 
 def test_layernorm_formula_works_on_numbers():
     normalized, scaled, sigma = [1.0, -1.0], [0.5, 0.25], 2.0
     result = symbolic.layernorm_backward_formula(normalized, scaled, sigma)
-    # mean(ĝ) = 0.375, mean(ĝ ⊙ x̂) = 0.125
+    # mean(ĝ) = 0.375, mean(ĝ ∘ x̂) = 0.125
     np.testing.assert_allclose(result, [(0.5 - 0.375 - 0.125) / 2, (0.25 - 0.375 + 0.125) / 2])
 
 
-# --- the rest of the backpropagation chapter ---------------------------------
+def test_two_layer_formula_is_the_displayed_one_on_numbers():
+    X = sp.Matrix([[1, 2]])
+    hidden = sp.Matrix([[3, 0, 1]])
+    G = sp.Matrix([[1, -1]])
+    W1, W2 = sp.ones(2, 3), sp.ones(3, 2)
+    slopes = sp.Matrix([[1, 0, 1]])
+    gradients = symbolic.two_layer_gradient_formula(X, hidden, G, W1, W2, sp.Rational(1, 10), slopes)
+    assert gradients["W2"] == hidden.T * G + sp.Rational(2, 10) * W2
+    assert gradients["b1"] == ((G * W2.T).multiply_elementwise(slopes)).T
 
 
-def test_chapter_derivations_all_verified():
-    assert symbolic.check_backprop_derivations() == {
-        "softmax-instance": True,
-        "gradient-bound": True,
-        "central-difference": True,
-        "two-layer-loss": True,
-        "two-layer-gradients": True,
-    }
-    keys = (
-        set(symbolic.check_backprop_equations())
-        | set(symbolic.check_activations())
-        | set(symbolic.check_backprop_derivations())
-    )
-    assert keys <= set(symbolic.CHECK_DESCRIPTIONS)
-
-
-def test_softmax_instance_is_printed_by_sympy():
-    equation = symbolic.softmax_gradient_instance(3)
-    assert equation.label == "eq-softmax-instance" and equation.check == "softmax-instance"
-    assert r"p_{1} \left(y_{1} + y_{2} + y_{3}\right) - y_{1} = p_{1} - y_{1}" in equation.latex
-    assert symbolic.softmax_gradient_instance(2).latex != equation.latex
-    with pytest.raises(UserError):
-        symbolic.softmax_gradient_instance(1)
-
-
-def test_gradient_bound_equation_prints_each_supremum_to_the_power_L():
-    latex = symbolic.gradient_bound_equation().latex
-    assert r"\left(\frac{1}{4}\right)^{L} & \text{sigmoid}" in latex
-    assert r"\left(\frac{17309}{15000}\right)^{L}" in latex
-    assert r"1 & \text{ReLU}" in latex and r"1 & \text{tanh}" in latex
-
-
-def test_two_layer_checks_detect_mistakes(monkeypatch):
-    # Backpropagating through the hidden layer as if f' were 1 breaks the
-    # first layer's gradients; the chain-rule check of the bound breaks too.
-    monkeypatch.setattr(symbolic, "_f_prime", lambda point: sp.Integer(1))
-    assert symbolic._check_two_layer_gradients() is False
-    assert symbolic._check_gradient_bound() is False
-
-
-def test_two_layer_gradient_check_covers_the_penalty():
-    # A penalty gradient of λW (the "½‖W‖²" convention) must fail: the loss
-    # of eq-two-layer-loss has no ½, so its gradient is 2λW.
-    def with_half(X, hidden, G, W1, W2, reg, slopes):
-        gradients = symbolic.two_layer_gradient_formula(X, hidden, G, W1, W2, reg, slopes)
-        gradients["W2"] = gradients["W2"] - reg * W2
-        return gradients
-
-    def without_slopes(X, hidden, G, W1, W2, reg, slopes):
-        return symbolic.two_layer_gradient_formula(X, hidden, G, W1, W2, reg, sp.ones(*slopes.shape))
-
-    assert symbolic._check_two_layer_gradients() is True
-    assert symbolic._check_two_layer_gradients(formula=with_half) is False
-    assert symbolic._check_two_layer_gradients(formula=without_slopes) is False
-    assert r"2 \lambda W_2" in symbolic.two_layer_equations()[1].latex
-
-
-def test_central_difference_error_is_second_order():
-    x, h = sp.symbols("x h")
-    f = sp.Function("f")
-    error = symbolic.central_difference_error()
-    assert sp.simplify(error - h**2 * f(x).diff(x, 3) / 6) == 0
-    # The one-sided difference is only first order: the same check rejects it.
-    one_sided = sp.series((f(x + h) - f(x)) / h, h, 0, 3).removeO().doit() - f(x).diff(x)
-    assert sp.simplify(one_sided - h**2 * f(x).diff(x, 3) / 6) != 0
+def test_central_difference_error_is_printed_from_the_checked_term():
+    assert sp.simplify(symbolic.central_difference_error() - hs**2 * f_(xs).diff(xs, 3) / 6) == 0
