@@ -115,8 +115,9 @@ def test_variants_of_a_seed_start_from_the_same_dense_weights(tiny_mnist, monkey
         return original_fit(model, *args, **kwargs)
 
     monkeypatch.setattr(training, "fit", recording_fit)
-    variants = {"adam": {"optimizer": "adam"}, "adagrad": {"optimizer": "adagrad"},
-                "layer_norm_hidden": {"optimizer": "adam", "normalization": "layer"}}
+    variants = {"adam": {"optimizer": "adam"}, "adagrad": {"optimizer": "adagrad", "learning_rate": 0.05},
+                "layer_norm_after_relu": {"optimizer": "adam", **experiments.LAYER_NORM_VARIANTS[
+                    "layer_norm_after_relu"]}}
     output = experiments.train_variants(_FakeRun(tiny_mnist), TINY_CONFIG, variants, keep_images=True)
     assert len(starts) == 2 * 3
     for seed_index in range(2):
@@ -140,10 +141,77 @@ def test_variants_of_a_seed_start_from_the_same_dense_weights(tiny_mnist, monkey
             correct = output["predictions"][index, seed_index] == output["test_labels"]
             assert scores["test_accuracy"][seed_index] == pytest.approx(correct.mean(), abs=1e-6)
         np.testing.assert_allclose(output["probabilities"][index].sum(axis=1), 1.0, rtol=1e-5)
-    assert output["parameters"]["layer_norm_hidden"] == 79710
+    assert output["parameters"]["layer_norm_after_relu"] == 79510 + 2 * 784 + 2 * 100
     assert output["optimizer_settings"]["adagrad"]["initial_accumulator_value"] == pytest.approx(0.1)
     assert output["optimizer_settings"]["adam"]["learning_rate"] == pytest.approx(1e-3)
+    # The rate asked for reaches the optimizer; a missing one is Keras's default.
+    assert output["optimizer_settings"]["adagrad"]["learning_rate"] == pytest.approx(0.05)
+    assert output["learning_rates"] == {"adam": 1e-3, "adagrad": 0.05, "layer_norm_after_relu": 1e-3}
     assert output["test_images"].shape == (80, 28, 28, 1)
+
+
+def test_the_sweep_never_uses_the_test_set(tiny_mnist, monkeypatch):
+    evaluated = []
+    original_evaluate = training.evaluate
+
+    def recording_evaluate(model, x, y):
+        evaluated.append(len(y))
+        return original_evaluate(model, x, y)
+
+    monkeypatch.setattr(training, "evaluate", recording_evaluate)
+    config = {**TINY_CONFIG, "epochs": 1, "seeds": [experiments.SWEEP_SEED]}
+    output = experiments.train_variants(_FakeRun(tiny_mnist), config,
+                                        {"adam@0.001": {"optimizer": "adam"}}, use_test=False)
+    assert evaluated and len(tiny_mnist.y_test) not in evaluated     # 80 test digits, never seen
+    assert "test_accuracy" not in output["scores"]["adam@0.001"]
+    assert "predictions" not in output and "test_labels" not in output
+
+
+def test_best_rate_is_chosen_on_validation_and_never_a_diverged_run():
+    assert experiments.best_rate([1e-3, 1e-2, 1e-1], [0.90, 0.95, 0.93]) == 1e-2
+    assert experiments.best_rate([1e-3, 1e-2], [0.90, float("nan")]) == 1e-3
+    assert experiments.best_rate([1e-3, 1e-2], [0.95, 0.95]) == 1e-3     # a tie: the first listed
+    with pytest.raises(ValueError):
+        experiments.best_rate([1e-3], [float("nan")])
+
+
+def test_comparison_trains_a_tuned_rate_only_when_it_differs_from_the_default():
+    assert experiments.default_learning_rate("adagrad") == pytest.approx(
+        float(keras.optimizers.Adagrad().get_config()["learning_rate"]))
+    variants, tuned = experiments.comparison_variants({"adam": 1e-3, "adagrad": 1e-1})
+    assert tuned == {"adam": "adam", "adagrad": "adagrad_tuned"}
+    assert list(variants) == ["adam", "adagrad", "adagrad_tuned"]
+    assert variants["adagrad_tuned"] == {"optimizer": "adagrad", "learning_rate": 1e-1}
+    assert variants["adagrad"]["learning_rate"] == experiments.default_learning_rate("adagrad")
+
+
+def test_recompiling_keeps_the_weights():
+    """The mechanism behind the coursework's finding (experiments.mlp.recompiled)."""
+    training.set_seed(0)
+    model = experiments.build_model({})
+    x, y = np.random.default_rng(0).random((64, 28, 28, 1), dtype=np.float32), np.arange(64) % 10
+    training.compile_model(model, experiments.make_optimizer("adam"))
+    training.fit(model, x, y, epochs=1, batch_size=32)
+    trained = [w.copy() for w in model.get_weights()]
+    training.compile_model(model, experiments.make_optimizer("adagrad"))
+    for before, after in zip(trained, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_the_assignments_placement_normalizes_after_the_relu():
+    after = experiments.build_model(experiments.LAYER_NORM_VARIANTS["layer_norm_after_relu"])
+    before = experiments.build_model(experiments.LAYER_NORM_VARIANTS["layer_norm_before_relu"])
+    kinds = [type(layer).__name__ for layer in after.layers]
+    assert kinds == ["Flatten", "LayerNormalization", "Dense", "LayerNormalization", "Dense"]
+    assert after.get_layer("hidden_1").activation.__name__ == "relu"
+    assert before.get_layer("hidden_1").activation.__name__ == "linear"   # ReLU after the norm
+    experiments.copy_dense_weights(before, after)                         # same Dense names
+
+
+def test_optimizers_depend_on_the_sweep_and_layer_norm_on_the_optimizers():
+    assert (experiments.optimizers.config("smoke")["learning_rates_key"]
+            == experiments.learning_rates.key("smoke"))
+    assert experiments.SWEEP_SEED not in experiments.optimizers.config("full")["seeds"]
 
 
 def test_layer_norm_experiment_depends_on_the_optimizers_result():
@@ -190,13 +258,15 @@ def test_layer_norm_symbolic_check_accepts_the_formula_and_rejects_a_wrong_one()
 # Parameter counts
 
 
-@pytest.mark.parametrize("variant", ["plain", "layer_norm_hidden", "layer_norm_input_hidden"])
+@pytest.mark.parametrize("variant", ["plain", "layer_norm_before_relu", "layer_norm_after_relu"])
 def test_derived_parameter_counts_match_keras(variant):
     normalize_input, normalize_hidden = chapter_tables.PLACEMENTS[variant]
     for hidden in (100, 37):
         model = models.mlp([hidden], normalization="layer" if normalize_hidden else None,
                            normalize_input=bool(normalize_input))
         assert chapter_tables.derived_parameters(variant, hidden=hidden) == model.count_params()
+    built = experiments.build_model(experiments.LAYER_NORM_VARIANTS.get(variant, {}))
+    assert chapter_tables.derived_parameters(variant) == built.count_params()
     assert chapter_tables.derived_parameters("plain") == (784 + 1) * 100 + (100 + 1) * 10 == 79510
 
 
@@ -209,19 +279,37 @@ def test_parameter_equation_carries_its_label():
 # Comparisons over seeds and the choice of optimizer
 
 
-def test_comparison_direction_and_clarity():
-    scores = {"a": {"test_loss": [0.30, 0.31, 0.29], "test_accuracy": [0.90, 0.91, 0.92]},
-              "b": {"test_loss": [0.20, 0.21, 0.19], "test_accuracy": [0.905, 0.915, 0.925]}}
-    loss = chapter_tables.compare(scores, "a", "b", "test_loss")
-    assert (loss.better, loss.worse) == ("b", "a")           # lower loss is better
-    assert loss.clear                                         # gap 0.10 > 0.01 + 0.01
-    accuracy = chapter_tables.compare(scores, "a", "b", "test_accuracy")
-    assert accuracy.better == "b" and not accuracy.clear      # gap 0.005 < 0.01 + 0.01
-    sentence = chapter_tables.verdict(accuracy)
-    assert "do not separate" in sentence and "0.50 percentage points" in sentence
-    assert "is larger than" in chapter_tables.verdict(loss)
+def _verdict(first, second, score="test_accuracy"):
+    scores = {"a": {score: first}, "b": {score: second}}
+    return chapter_tables.verdict(chapter_tables.compare(scores, "a", "b", score), score)
+
+
+def test_verdicts_go_through_the_paired_statistics():
+    # Paired: a constant per-seed gain of 0.5 points is clear although the
+    # seeds' spread (1 point) is larger than the gain.
+    clear = _verdict([0.905, 0.915, 0.925], [0.90, 0.91, 0.92])
+    assert clear.startswith("a's test accuracy is higher than b's by 0.50 points")
+    assert "paired over 3 seeds, a better on 3 of 3" in clear
+    # Lower loss is better: the direction follows the score.
+    loss = chapter_tables.compare({"a": {"test_loss": [0.3, 0.31, 0.29]},
+                                   "b": {"test_loss": [0.2, 0.22, 0.19]}}, "a", "b", "test_loss")
+    assert loss.outcome == "b_better" and loss.better_name == "b"
     with pytest.raises(ValueError):
-        chapter_tables.compare(scores, "a", "b", "nonsense")
+        chapter_tables.compare({}, "a", "b", "nonsense")
+
+
+def test_verdicts_for_a_tie_nan_a_single_seed_and_a_reversed_result():
+    assert "reach the same test accuracy on every one of 3 seeds" in _verdict([0.9] * 3, [0.9] * 3)
+    nan = _verdict([0.91, float("nan"), 0.92, 0.93], [0.90, 0.90, 0.91, 0.92])
+    assert "1 run diverged and left out" in nan and "paired over 3 seeds" in nan
+    single = _verdict([0.92], [0.90])
+    assert single.startswith("on a single seed") and "not a verdict" in single
+    reversed_result = _verdict([0.90, 0.91, 0.92], [0.905, 0.915, 0.925])
+    assert reversed_result.startswith("a's test accuracy is lower than b's by 0.50 points")
+    assert "a better on 0 of 3" in reversed_result
+    unclear = _verdict([0.90, 0.92, 0.91], [0.91, 0.91, 0.91])
+    assert unclear.startswith("there is no clear difference")
+    assert "every run diverged" in _verdict([float("nan")] * 2, [0.9, 0.9])
 
 
 class _FakeResult(dict):
@@ -232,11 +320,16 @@ class _FakeResult(dict):
 
 
 def test_chosen_optimizer_uses_validation_not_test():
-    result = _FakeResult(variants=["adam", "adagrad"], scores={
+    result = _FakeResult(variants=["adam", "adagrad", "adagrad_tuned"],
+                         tuned={"adam": "adam", "adagrad": "adagrad_tuned"}, scores={
         "adam": {"best_val_accuracy": [0.80, 0.81], "test_accuracy": [0.99, 0.99]},
-        "adagrad": {"best_val_accuracy": [0.90, 0.91], "test_accuracy": [0.50, 0.50]},
+        "adagrad": {"best_val_accuracy": [0.95, 0.95], "test_accuracy": [0.50, 0.50]},
+        "adagrad_tuned": {"best_val_accuracy": [0.90, 0.91], "test_accuracy": [0.50, 0.50]},
     })
-    assert experiments.chosen_optimizer(result) == "adagrad"
+    # Only tuned settings compete (the default-rate AdaGrad is not one here).
+    assert experiments.chosen_optimizer(result) == "adagrad_tuned"
+    result["scores"]["adagrad_tuned"]["best_val_accuracy"] = [float("nan"), 0.99]
+    assert experiments.chosen_optimizer(result) == "adam"        # a diverged run never wins
 
 
 def test_history_csv_has_one_row_per_run_and_epoch(tmp_path):
@@ -250,3 +343,58 @@ def test_history_csv_has_one_row_per_run_and_epoch(tmp_path):
     assert rows[3] == {"experiment": "mlp.fake", "variant": "adam", "seed": "1", "epoch": "2",
                        "loss": "0.4", "val_loss": "0.5"}
     assert (tmp_path / "history.csv").read_text() == text
+
+
+# --------------------------------------------------------------------------
+# The coursework's sequence and the chapter's observations
+
+
+def _recompiled(adam, adagrad, fresh):
+    recompiled = _FakeResult(seed=0, histories={"adam": {"val_accuracy": adam},
+                                                "adagrad": {"val_accuracy": adagrad}})
+    optimizers = _FakeResult(seeds=[0, 1], scores={"adagrad": {"test_accuracy": [fresh, 0.5]}})
+    return recompiled, optimizers
+
+
+def test_recompiled_sentence_follows_the_run():
+    reproduced = chapter_tables.recompiled_sentence(*_recompiled([0.95, 0.97], [0.975, 0.98], 0.93))
+    assert "beats Adam's 97.00% by 1.00 points" in reproduced and "reproduced" in reproduced
+    assert "reaches 93.00%" in reproduced and "trained for 2 more epochs" in reproduced
+    not_reproduced = chapter_tables.recompiled_sentence(*_recompiled([0.95, 0.97], [0.96, 0.965], 0.93))
+    assert "does not reproduce" in not_reproduced
+    assert "diverged" in chapter_tables.recompiled_sentence(
+        *_recompiled([0.95, 0.97], [float("nan"), float("nan")], 0.93))
+    assert "explained by its protocol" in chapter_tables.recompiled_observation(
+        *_recompiled([0.95, 0.97], [0.975, 0.98], 0.93))
+    assert "does not by itself" in chapter_tables.recompiled_observation(
+        *_recompiled([0.95, 0.97], [0.96, 0.965], 0.93))
+    table = chapter_tables.recompiled_table(*_recompiled([0.95, 0.97], [0.975, 0.98], 0.93)).data
+    assert "3–4" in table and "93.00%" in table
+
+
+def test_optimizer_observation_separates_rate_from_optimizer():
+    def comparison(a, b):
+        return chapter_tables.compare({"adam": {"test_accuracy": a}, "adagrad": {"test_accuracy": b}},
+                                      "adam", "adagrad", "test_accuracy")
+
+    default = comparison([0.97, 0.971, 0.972], [0.92, 0.925, 0.921])
+    tuned_close = comparison([0.97, 0.971, 0.972], [0.968, 0.972, 0.969])
+    tuned_far = comparison([0.97, 0.971, 0.972], [0.93, 0.935, 0.931])
+    text = chapter_tables.optimizer_observation(default, tuned_close)
+    assert "Adam is clearly ahead of AdaGrad" in text and "belongs to the learning rate" in text
+    assert "does not shrink the mean gap" in chapter_tables.optimizer_observation(default, tuned_far)
+
+
+def test_overfitting_observation_reads_the_validation_curve():
+    rising = _FakeResult(histories={"adam": [{"val_loss": [0.5, 0.3, 0.4], "train_loss": [0.5, 0.2, 0.1]}]})
+    assert "lowest after epoch 2 of 3" in chapter_tables.overfitting_observation(rising, "adam")
+    falling = _FakeResult(histories={"adam": [{"val_loss": [0.5, 0.4, 0.3], "train_loss": [0.5, 0.2, 0.1]}]})
+    assert "still falling" in chapter_tables.overfitting_observation(falling, "adam")
+
+
+def test_labels_show_the_learning_rate_of_optimizer_settings():
+    result = _FakeResult(learning_rates={"adagrad_tuned": 0.1, "layer_norm_after_relu": 0.001})
+    assert chapter_tables.label("adagrad_tuned", result) == "AdaGrad, η = 0.1"
+    assert chapter_tables.label("layer_norm_after_relu", result) == chapter_tables.LABELS[
+        "layer_norm_after_relu"]
+    assert chapter_tables.label("adam") == "Adam"

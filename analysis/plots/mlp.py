@@ -40,8 +40,9 @@ def _curves(histories, metric: str, source: str):
 
 
 def optimizer_curves(result, metric: str = "loss"):
-    """Training (re-evaluated) and validation ``metric`` per epoch for each optimizer."""
-    histories = {chapter_tables.label(name): result["histories"][name] for name in result["variants"]}
+    """Training (re-evaluated) and validation ``metric`` per epoch for each optimizer setting."""
+    histories = {chapter_tables.label(name, result): result["histories"][name]
+                 for name in result["variants"]}
     return _curves(histories, metric, result.data_source("mnist"))
 
 

@@ -1,8 +1,9 @@
 """Tables, comparisons and exports of the MLP chapter (chapters/mlp.qmd).
 
-* :func:`compare` / :func:`verdict` — which of two variants did better on a
-  score, judged against the spread over seeds (used for the prose);
-* :func:`optimizer_table`, :func:`layer_norm_table` — mean ± std over seeds;
+* :func:`compare` / :func:`verdict` — two variants on one score, paired over
+  seeds through :mod:`analysis.stats` (the book's one statistics helper);
+* :func:`optimizer_table`, :func:`layer_norm_table`, :func:`sweep_table`,
+  :func:`recompiled_table` — the chapter's tables;
 * :func:`parameter_equation`, :func:`derived_parameters`,
   :func:`parameter_table` — parameter counts derived with SymPy and checked
   against the counts Keras reported for the trained models;
@@ -13,35 +14,69 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import sympy as sp
 
+from analysis import stats
 from analysis.tables import markdown, mean_std
 
-#: How the book names each variant of the chapter's experiments.
+#: How the book names each variant of the chapter's experiments (tables, legends).
 LABELS = {
     "adam": "Adam",
     "adagrad": "AdaGrad",
     "plain": "no layer norm",
-    "layer_norm_input_hidden": "layer norm on input and hidden layer",
-    "layer_norm_hidden": "layer norm on hidden layer only",
+    "layer_norm_before_relu": "layer norm before the ReLU",
+    "layer_norm_after_relu": "layer norm after the ReLU (the assignment's)",
+}
+
+#: How a verdict sentence names them ("X's test accuracy is higher than Y's").
+SUBJECTS = {
+    "plain": "the plain MLP",
+    "layer_norm_before_relu": "the pre-activation variant",
+    "layer_norm_after_relu": "the post-ReLU variant",
 }
 
 #: Scores kept for every run, how to read them, and which direction is better.
 SCORES = {
     "final_train_loss": ("training loss after the last epoch", False),
     "final_train_accuracy": ("training accuracy after the last epoch", True),
-    "best_val_accuracy": ("validation accuracy at its best epoch", True),
+    "best_val_accuracy": ("best validation accuracy", True),
     "test_loss": ("test loss", False),
     "test_accuracy": ("test accuracy", True),
 }
 
 
-def label(name: str) -> str:
+def _optimizer_label(name: str) -> str:
+    return LABELS.get(name.removesuffix("_tuned"), name)
+
+
+def _get(result, key: str, default=None):
+    """``result[key]`` for a Result or a dict, ``default`` when it has no such entry."""
+    try:
+        return result[key]
+    except KeyError:
+        return default
+
+
+def label(name: str, result=None) -> str:
+    """A variant's name in tables and legends; given the result that trained it,
+    an optimizer variant shows its learning rate ("AdaGrad, η = 0.1")."""
+    rates = _get(result, "learning_rates", {}) if result is not None else {}
+    if name in rates and name not in SUBJECTS:
+        return f"{_optimizer_label(name)}, η = {rates[name]:g}"
     return LABELS.get(name, name)
+
+
+def subject(name: str) -> str:
+    """A variant as the subject of a verdict sentence."""
+    return SUBJECTS.get(name, _optimizer_label(name))
+
+
+def count(number: int, noun: str) -> str:
+    """"1 epoch", "5 epochs" (for prose and notes)."""
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _format(values, digits: int, percent: bool) -> str:
@@ -54,66 +89,26 @@ def _is_percent(score: str) -> bool:
 
 
 # --------------------------------------------------------------------------
-# Comparisons over seeds
+# Comparisons over seeds, through the book's statistics helper
 
 
-@dataclass(frozen=True)
-class Comparison:
-    """Two variants on one score: who is better, by how much, and is it clear.
+def compare(result_scores: dict, first: str, second: str, score: str) -> stats.Comparison:
+    """``first`` against ``second`` on ``score`` (a key of :data:`SCORES`), paired over seeds.
 
-    The difference counts as clear when it is larger than the two sample
-    standard deviations added, i.e. when the mean ± std intervals do not
-    overlap; with three seeds this is a rough rule, not a test.
+    Paired, because seed i gives every variant the same initial Dense weights
+    and the same mini-batches (``experiments.mlp.train_variants``).
     """
-
-    score: str
-    better: str
-    worse: str
-    better_values: tuple[float, ...]
-    worse_values: tuple[float, ...]
-
-    @property
-    def difference(self) -> float:
-        return abs(float(np.mean(self.better_values)) - float(np.mean(self.worse_values)))
-
-    @property
-    def spread(self) -> float:
-        stds = [np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in (self.better_values, self.worse_values)]
-        return float(sum(stds))
-
-    @property
-    def clear(self) -> bool:
-        return len(self.better_values) > 1 and len(self.worse_values) > 1 and self.difference > self.spread
-
-
-def compare(result_scores: dict, first: str, second: str, score: str) -> Comparison:
-    """Compare ``first`` and ``second`` on ``score`` (a key of :data:`SCORES`)."""
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose from {', '.join(SCORES)}")
-    higher_is_better = SCORES[score][1]
-    a, b = (tuple(float(v) for v in result_scores[name][score]) for name in (first, second))
-    first_better = np.mean(a) >= np.mean(b) if higher_is_better else np.mean(a) <= np.mean(b)
-    return Comparison(score, *((first, second, a, b) if first_better else (second, first, b, a)))
+    return stats.compare(result_scores[first][score], result_scores[second][score],
+                         names=(subject(first), subject(second)), paired=True,
+                         higher_is_better=SCORES[score][1])
 
 
-def verdict(comparison: Comparison) -> str:
-    """One sentence on a comparison, every number taken from it."""
-    description = SCORES[comparison.score][0]
-    percent = _is_percent(comparison.score)
-    digits = 2 if percent else 4
-    scale = 100.0 if percent else 1.0
-    unit = " percentage points" if percent else ""
-    seeds = len(comparison.better_values)
-    gap = f"{comparison.difference * scale:.{digits}f}{unit}"
-    spread = f"{comparison.spread * scale:.{digits}f}"
-    judgement = (f"larger than the two standard deviations added ({spread}), so over {seeds} seeds "
-                 "the difference is clear" if comparison.clear else
-                 f"not larger than the two standard deviations added ({spread}), so {seeds} seeds "
-                 "do not separate the two")
-    return (f"{label(comparison.better)} has the better {description} "
-            f"({_format(comparison.better_values, digits, percent)} against "
-            f"{_format(comparison.worse_values, digits, percent)} for {label(comparison.worse)}); "
-            f"the gap of {gap} is {judgement}")
+def verdict(comparison: stats.Comparison, score: str) -> str:
+    """The helper's sentence for a comparison made by :func:`compare` on ``score``."""
+    percent = _is_percent(score)
+    return comparison.sentence(metric=SCORES[score][0], percent=percent, digits=2 if percent else 3)
 
 
 # --------------------------------------------------------------------------
@@ -145,47 +140,126 @@ def _note(result) -> str:
             f"weights of each run's best validation epoch. Data: {result.data_source()}")
 
 
+def _roles(result, name: str) -> str:
+    """"default rate", "tuned rate" or both, for an optimizer variant."""
+    roles = [role for role, key in (("default rate", "defaults"), ("tuned rate", "tuned"))
+             if name in _get(result, key, {}).values()]
+    return " and ".join(roles) or "—"
+
+
 def optimizer_table(result):
-    """Training, validation and test scores of each optimizer over the seeds."""
+    """Training, validation and test scores of each optimizer setting over the seeds."""
     names = result["variants"]
-    rows = _score_rows(names, result["scores"], [label(n) for n in names])
-    return markdown(rows, _SCORE_HEADERS, note=_note(result), align=("left",) + ("right",) * 5)
+    rows = _score_rows(names, result["scores"], [label(n, result) for n in names])
+    rows = [[row[0], _roles(result, name), *row[1:]] for row, name in zip(rows, names)]
+    return markdown(rows, (_SCORE_HEADERS[0], "Setting", *_SCORE_HEADERS[1:]), note=_note(result),
+                    align=("left", "left") + ("right",) * 5)
+
+
+def sweep_table(sweep, comparison=None):
+    """Every rate of the sweep with its best validation accuracy; the chosen rate marked."""
+    rows = []
+    for optimizer, rates in sweep["rates"].items():
+        for rate in rates:
+            run = sweep["scores"][f"{optimizer}@{rate:g}"]
+            marks = [mark for mark, applies in (
+                ("Keras default", np.isclose(rate, sweep["default_rates"][optimizer])),
+                ("**chosen**", np.isclose(rate, sweep["chosen"][optimizer]))) if applies]
+            rows.append([LABELS[optimizer], f"{rate:g}", _format(run["best_val_accuracy"], 2, True),
+                         ", ".join(str(int(epoch)) for epoch in run["best_epoch"]),
+                         ", ".join(marks)])
+    epochs = sweep.provenance["config"]["epochs"]
+    note = (f"One run per rate (seed {sweep['seeds'][0]}, which the comparison does not use), "
+            f"{count(epochs, 'epoch')} each; the test set is not used. Data: {sweep.data_source()}")
+    return markdown(rows, ("Optimizer", "Learning rate η", "Best validation accuracy",
+                           "Best epoch", ""), note=note,
+                    align=("left", "right", "right", "right", "left"))
 
 
 def layer_norm_scores(optimizers_result, layer_norm_result) -> tuple[list[str], dict]:
-    """The plain model (trained with the layer-norm experiment's optimizer) and the
+    """The plain model (the optimizer setting the layer-norm experiment used) and the
     layer-normalized ones: names and scores, in that order."""
-    optimizer = _optimizer_of(layer_norm_result)
     names = ["plain", *layer_norm_result["variants"]]
-    scores = {"plain": optimizers_result["scores"][optimizer], **layer_norm_result["scores"]}
+    scores = {"plain": optimizers_result["scores"][layer_norm_result["plain"]],
+              **layer_norm_result["scores"]}
     return names, scores
 
 
 def layer_norm_histories(optimizers_result, layer_norm_result) -> dict[str, list]:
     """Per-seed histories by display name, the plain model first (for the figures)."""
-    optimizer = _optimizer_of(layer_norm_result)
-    histories = {label("plain"): optimizers_result["histories"][optimizer]}
+    histories = {label("plain"): optimizers_result["histories"][layer_norm_result["plain"]]}
     for name in layer_norm_result["variants"]:
         histories[label(name)] = layer_norm_result["histories"][name]
     return histories
 
 
-def _optimizer_of(layer_norm_result) -> str:
-    optimizers = set(layer_norm_result["optimizers"].values())
-    if len(optimizers) != 1:
-        raise ValueError(f"expected one optimizer in the layer-norm result, found {sorted(optimizers)}")
-    return optimizers.pop()
-
-
 def layer_norm_table(optimizers_result, layer_norm_result):
-    """Plain against layer-normalized MLPs, same optimizer and seeds."""
+    """Plain against layer-normalized MLPs, same optimizer setting and seeds."""
     if list(optimizers_result["seeds"]) != list(layer_norm_result["seeds"]):
         raise ValueError("the two results were trained on different seeds")
     names, scores = layer_norm_scores(optimizers_result, layer_norm_result)
-    optimizer = label(_optimizer_of(layer_norm_result))
+    optimizer = label(layer_norm_result["plain"], optimizers_result)
     rows = _score_rows(names, scores, [label(n) for n in names])
     return markdown(rows, _SCORE_HEADERS, align=("left",) + ("right",) * 5,
                     note=f"All trained with {optimizer}. " + _note(layer_norm_result))
+
+
+# --------------------------------------------------------------------------
+# The coursework's sequence (experiments.mlp.recompiled)
+
+
+def recompiled_scores(recompiled, optimizers_result) -> dict:
+    """What the coursework saw and what a fresh AdaGrad run of the same seed gives.
+
+    The recompiled run's "validation" scores are test scores (the coursework
+    validated on the test set); the fresh AdaGrad run is the comparison's run
+    of the same seed at the same (default) rate, scored once on the test set.
+    """
+    adam, adagrad = (recompiled["histories"][phase]["val_accuracy"] for phase in ("adam", "adagrad"))
+    seed_index = list(optimizers_result["seeds"]).index(recompiled["seed"])
+    fresh = optimizers_result["scores"]["adagrad"]["test_accuracy"][seed_index]
+    return {"adam_last": adam[-1], "adam_best": max(adam), "continued_last": adagrad[-1],
+            "continued_best": max(adagrad), "fresh_adagrad": fresh, "epochs": len(adam)}
+
+
+def recompiled_table(recompiled, optimizers_result):
+    """The two phases of the coursework's run beside AdaGrad trained from fresh weights."""
+    scores = recompiled_scores(recompiled, optimizers_result)
+    epochs = scores["epochs"]
+    rows = [
+        ["Adam (the coursework's first model)", f"1–{epochs}",
+         f"{100 * scores['adam_last']:.2f}%", f"{100 * scores['adam_best']:.2f}%"],
+        ["“AdaGrad”: the same model recompiled, continuing from Adam's weights",
+         f"{epochs + 1}–{2 * epochs}", f"{100 * scores['continued_last']:.2f}%",
+         f"{100 * scores['continued_best']:.2f}%"],
+        ["AdaGrad from the seed's fresh initial weights (@tbl-mlp-optimizers)", f"1–{epochs}",
+         f"{100 * scores['fresh_adagrad']:.2f}%", "—"],
+    ]
+    note = (f"Seed {recompiled['seed']}, Keras's default rates. The first two rows are one "
+            "training run validated on the test set, as in the coursework; the last row is this "
+            "chapter's protocol (best validation epoch restored, test set used once). "
+            f"Data: {recompiled.data_source()}")
+    return markdown(rows, ("Model", "Epochs", "Test accuracy at the end", "Best test accuracy seen"),
+                    note=note, align=("left", "right", "right", "right"))
+
+
+def recompiled_sentence(recompiled, optimizers_result) -> str:
+    """What the coursework's sequence shows, in one sentence computed from the run."""
+    scores = recompiled_scores(recompiled, optimizers_result)
+    continued, adam, fresh = scores["continued_best"], scores["adam_best"], scores["fresh_adagrad"]
+    if not all(np.isfinite([continued, adam, fresh])):
+        return "a run of this reproduction diverged, so it shows nothing about the comparison"
+    if continued > adam:
+        seen = (f"the recompiled “AdaGrad” model's best test accuracy, {100 * continued:.2f}%, "
+                f"beats Adam's {100 * adam:.2f}% by {100 * (continued - adam):.2f} points — the "
+                "coursework's finding, reproduced")
+    else:
+        seen = (f"here the recompiled “AdaGrad” model's best test accuracy, "
+                f"{100 * continued:.2f}%, does not beat Adam's {100 * adam:.2f}%, so this seed "
+                "does not reproduce the coursework's finding")
+    return (f"{seen}; AdaGrad trained from the same fresh weights as Adam reaches "
+            f"{100 * fresh:.2f}%, so what the recompiled run measures is Adam's network "
+            f"trained for {count(scores['epochs'], 'more epoch')}")
 
 
 # --------------------------------------------------------------------------
@@ -217,8 +291,7 @@ def parameter_formula() -> sp.Expr:
 
 #: Where each variant puts layer normalization: (ν_in, ν_h).
 PLACEMENTS = {
-    "adam": (0, 0), "adagrad": (0, 0), "plain": (0, 0),
-    "layer_norm_input_hidden": (1, 1), "layer_norm_hidden": (0, 1),
+    "plain": (0, 0), "layer_norm_before_relu": (1, 1), "layer_norm_after_relu": (1, 1),
 }
 
 
@@ -298,3 +371,76 @@ def history_csv(*results, path: str | Path | None = None) -> str:
     if path is not None:
         Path(path).write_text(text, encoding="utf-8")
     return text
+
+
+# --------------------------------------------------------------------------
+# The chapter's observations, worded from the comparisons' outcomes
+
+
+def _who_wins(comparison: stats.Comparison) -> str:
+    """A short clause on a comparison's outcome (its numbers are in the chapter's tables)."""
+    a, b = comparison.names
+    return {
+        "a_better": f"{a} is clearly ahead of {b}",
+        "b_better": f"{b} is clearly ahead of {a}",
+        "tie": f"{a} and {b} are tied",
+        "unclear": f"the seeds do not separate {a} and {b}",
+        "single": f"a single seed cannot separate {a} and {b}",
+        "empty": f"every run of {a} or {b} diverged",
+    }[comparison.outcome]
+
+
+def optimizer_observation(at_default: stats.Comparison, at_tuned: stats.Comparison) -> str:
+    """What the default-rate and tuned-rate comparisons (of test accuracy) say together."""
+    text = (f"At Keras's default rate {_who_wins(at_default)} on the test set, while with each "
+            f"rate tuned on validation data {_who_wins(at_tuned)} (@tbl-mlp-optimizers)")
+    gaps = [abs(c.difference) for c in (at_default, at_tuned)]
+    if not all(np.isfinite(gaps)) or gaps[0] == 0:
+        return text + "."
+    if gaps[1] <= gaps[0] / 2:
+        return (text + f": tuning shrinks the mean gap to {gaps[1] / gaps[0]:.0%} of its size, so "
+                "most of the default-rate difference belongs to the learning rate, not to the "
+                "optimizer.")
+    return (text + ": tuning does not shrink the mean gap by half, so the difference belongs to "
+            "the optimizers and not only to their default rates.")
+
+
+def recompiled_observation(recompiled, optimizers_result) -> str:
+    """Whether the coursework's sequence explains its finding on this run."""
+    scores = recompiled_scores(recompiled, optimizers_result)
+    if scores["continued_best"] > scores["adam_best"] and scores["fresh_adagrad"] < scores["adam_best"]:
+        return ("The coursework's opposite finding is explained by its protocol: recompiling "
+                "the same model let “AdaGrad” start from Adam's trained weights, and the test set "
+                "chose what was reported (@tbl-mlp-coursework).")
+    return ("On this run the coursework's sequence does not by itself produce its finding "
+            "(@tbl-mlp-coursework); the recompiled model still reused Adam's weights and the test "
+            "set still served as validation data, so its comparison was not a valid one.")
+
+
+def overfitting_observation(result, variant: str) -> str:
+    """When the validation loss stopped falling, against the training loss (mean over seeds)."""
+    histories = result["histories"][variant]
+    validation = np.mean([h["val_loss"] for h in histories], axis=0)
+    train = np.mean([h["train_loss"] for h in histories], axis=0)
+    if not np.all(np.isfinite(validation)):
+        return "Some runs diverged, so the learning curves say nothing about overfitting."
+    best, last = int(np.argmin(validation)), len(validation) - 1
+    if best == last:
+        return ("The mean validation loss was still falling at the last epoch (@fig-mlp-loss): "
+                "within this budget the network has not started to overfit.")
+    falling = "kept falling" if train[last] < train[best] else "stopped falling too"
+    return (f"The mean validation loss was lowest after epoch {best + 1} of {last + 1} and rose "
+            f"afterwards while the training loss {falling} (@fig-mlp-loss): the network starts "
+            "to fit its training digits rather than digits in general, which is why each run's "
+            "best validation epoch is restored before testing.")
+
+
+def layer_norm_observation(before: stats.Comparison, after: stats.Comparison,
+                           placement: stats.Comparison) -> str:
+    """Layer norm against the plain MLP, and the two placements against each other.
+
+    Each comparison is of test accuracy, the variant first: (pre-activation,
+    plain), (post-ReLU, plain), (pre-activation, post-ReLU).
+    """
+    return (f"In test accuracy {_who_wins(before)}, {_who_wins(after)}, and "
+            f"{_who_wins(placement)} (@tbl-mlp-layernorm).")
