@@ -201,6 +201,7 @@ MUTATIONS = {
     "delta-relu": [lambda: bp._delta_check("relu", bp.W_NEXT.T * bp.DELTA_NEXT)],
     "delta-tanh": [lambda: bp._delta_check("tanh", bp.DELTA_BY_ACTIVATION["sigmoid"])],
     "delta-sigmoid": [lambda: bp._delta_check("sigmoid", bp.DELTA_BY_ACTIVATION["tanh"])],
+    "delta-lecun": [lambda: bp._delta_check("lecun", bp.DELTA_BY_ACTIVATION["tanh"])],
     "weight-grad": [
         lambda: symbolic.check_weight_gradient(formula=bp.A_PREVIOUS * bp.DELTA.T),
         lambda: symbolic.check_weight_gradient(formula=2 * bp.DELTA * bp.A_PREVIOUS.T),
@@ -263,7 +264,7 @@ def test_every_check_rejects_a_wrong_formula(key, index):
 
 def test_groups_of_checks_by_chapter_part():
     assert set(symbolic.check_backprop_equations()) == {
-        "output-delta", "hidden-delta", "delta-relu", "delta-tanh", "delta-sigmoid",
+        "output-delta", "hidden-delta", "delta-relu", "delta-tanh", "delta-sigmoid", "delta-lecun",
         "weight-grad", "bias-grad", "batch-mean",
     }
     assert set(symbolic.check_backprop_derivations()) == {

@@ -87,6 +87,20 @@ _P, _Y, _Z = (sp.IndexedBase(name) for name in ("p", "y", "z^{L}"))
 _EXAMPLE_LOSS = sp.IndexedBase(r"\mathcal{L}")
 _PARAMETER = sp.Symbol(r"\theta")
 ONES = sp.OneMatrix(_UNITS, 1)
+T_STORED = _column(r"\mathbf{t}^{l}")
+
+
+class ElementwiseTanh(sp.Function):
+    """tanh applied entry by entry to a vector; printed as ``tanh(v)``."""
+
+    def _latex(self, printer):
+        return rf"\tanh\left({printer._print(self.args[0])}\right)"
+
+
+def _lecun_constants():
+    from analysis.symbolic.activations import _A, _B, _C, _LECUN_PRINTING, _LECUN_VALUES
+
+    return _A, _B, _C, _LECUN_PRINTING, _LECUN_VALUES
 
 _VECTOR_SYMBOLS = {}  # filled per check; see _layer_values
 
@@ -103,6 +117,23 @@ DELTA_BY_ACTIVATION = {
     "sigmoid": _hadamard(W_NEXT.T * DELTA_NEXT, A, sp.MatAdd(ONES, -A, evaluate=False)),
 }
 HIDDEN_DELTA = _hadamard(W_NEXT.T * DELTA_NEXT, F_PRIME_OF_Z)
+
+
+def _lecun_slope():
+    """LeCun's f'(z) = A·B·(1 − t∘t) + c, in the stored t = tanh(Bz)."""
+    scale, slope, leak, _, _ = _lecun_constants()
+    return sp.MatAdd(
+        sp.MatMul(scale * slope, sp.MatAdd(ONES, -_hadamard(T_STORED, T_STORED), evaluate=False), evaluate=False),
+        leak * ONES,
+        evaluate=False,
+    )
+
+
+def _lecun_delta():
+    return _hadamard(W_NEXT.T * DELTA_NEXT, _lecun_slope())
+
+
+DELTA_BY_ACTIVATION["lecun"] = _lecun_delta()
 
 
 @provides_equations
@@ -161,6 +192,22 @@ def backprop_equations() -> tuple[Equation, ...]:
                 check=f"delta-{name}",
             )
             for name, formula in DELTA_BY_ACTIVATION.items()
+            if name != "lecun"
+        ),
+        Equation(
+            "eq-depth-lecun-delta",
+            "\\begin{aligned}\n<<delta>> &= \\left(<<backward>>\\right) \\\\\n&\\quad \\circ \\left(<<slope>>\\right), \\\\\n"
+            "<<t>> &= <<t_value>>\n\\end{aligned}",
+            {
+                "delta": DELTA,
+                "backward": W_NEXT.T * DELTA_NEXT,
+                "slope": _lecun_slope(),
+                "t": T_STORED,
+                "t_value": ElementwiseTanh(_lecun_constants()[1] * Z),
+            },
+            "eq-hidden-delta for LeCun's scaled tanh, with f' written in the stored t = tanh(2z/3).",
+            check="delta-lecun",
+            settings=_lecun_constants()[3],
         ),
         Equation(
             "eq-weight-grad",
@@ -415,6 +462,8 @@ def _backward_from(layer, weights, biases, targets, activation, output_formula, 
             F_PRIME_OF_Z: points[i].applyfunc(F_PRIME),
             A: points[i].applyfunc(activation),
             RELU_SLOPE: points[i].applyfunc(sp.Heaviside),
+            T_STORED: points[i].applyfunc(lambda point: sp.tanh(_lecun_constants()[4][_lecun_constants()[1]] * point)),
+            **{symbol: value for symbol, value in _lecun_constants()[4].items()},
             _UNITS: points[i].rows,
             _NEXT: delta.rows,
         }
@@ -452,9 +501,14 @@ def _delta_check(name: str, formula=None) -> bool:
     weights, targets and pre-activations, to 30 digits."""
     import random
 
+    import mpmath
+
     from analysis.symbolic.activations import X, activation
 
-    formula = DELTA_BY_ACTIVATION[name] if formula is None else formula
+    if formula is None and name == "lecun":
+        formula = _hadamard(_part("eq-depth-lecun-delta", "backward"), _part("eq-depth-lecun-delta", "slope"))
+    elif formula is None:
+        formula = _part(f"eq-delta-{name}", "formula")
     point = sp.Symbol("s", real=True)
     function = sp.Lambda(point, activation(name).function.subs(X, point))
     generator = random.Random(1)
@@ -471,22 +525,24 @@ def _delta_check(name: str, formula=None) -> bool:
             free, _, _, loss, delta = _backward_from(
                 layer, weights, biases, targets, function, output_formula, formula
             )
-            # 40-digit floats keep the evaluation numeric (tanh of a rational
-            # would stay symbolic and grow).
-            at = {symbol: sp.Float(rational(), 40) for symbol in free}
+            # Evaluated with mpmath at 40 digits (evalf on the nested
+            # expressions is far slower).
+            point = [mpmath.mpf(value.p) / value.q for value in (rational() for _ in range(free.rows))]
             for i in range(free.rows):
-                exact = sp.diff(loss, free[i]).evalf(40, subs=at)
-                if abs(exact - delta[i].evalf(40, subs=at)) > 1e-20:
+                exact = sp.lambdify(list(free), sp.diff(loss, free[i]), modules="mpmath")(*point)
+                claimed = sp.lambdify(list(free), delta[i], modules="mpmath")(*point)
+                if abs(exact - claimed) > mpmath.mpf(10) ** -20:
                     return False
         return True
 
-    return safely(compare)
+    with mpmath.workdps(40):
+        return safely(compare)
 
 
 for _name in DELTA_BY_ACTIVATION:
     check(
         f"delta-{_name}",
-        f"On a 2-3-2-2 network with {_name} units, δ² and δ¹ from this recursion equal sympy.diff of the loss "
+        f"On a 2-3-2-2 network with {'LeCun' if _name == 'lecun' else _name} units, δ² and δ¹ from this recursion equal sympy.diff of the loss "
         "with respect to z² and z¹, evaluated to 30 digits at random rational weights and pre-activations.",
     )(functools.partial(_delta_check, _name))
 
