@@ -141,3 +141,54 @@ def max_abs_kernel_gradients(model: keras.Model, x, y, loss=None,
         if kernel is not None and id(kernel) in by_weight:
             result[layer.name] = float(np.max(np.abs(by_weight[id(kernel)])))
     return result
+
+
+#: Layers that normalise a Dense layer's output before its activation; where
+#: one follows a Dense layer, its offset β is the last bias before the activation.
+_NORMALIZATIONS = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
+
+
+def error_biases(model: keras.Model) -> dict:
+    """For each Dense layer, input side first: the bias added last before its
+    activation, as a variable.
+
+    That bias is added to the pre-activation z of every example, so its
+    gradient is the layer's error δ = ∂ℒ/∂z summed over the batch's loss
+    terms (eq-bias-grad; for a mean loss, the batch mean of the per-example
+    errors). It is the Dense layer's own bias, or, where a normalization layer
+    follows a Dense layer without activation, that layer's offset β: batch
+    normalization cancels the Dense bias (its gradient is zero), and layer
+    normalization mixes it with the other units.
+    """
+    layers, found = list(model.layers), {}
+    linear = keras.activations.get(None)
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, keras.layers.Dense):
+            continue
+        following = layers[index + 1] if index + 1 < len(layers) else None
+        beta = getattr(following, "beta", None)
+        if isinstance(following, _NORMALIZATIONS) and beta is not None and layer.activation is linear:
+            found[layer.name] = beta
+        elif layer.bias is not None:
+            found[layer.name] = layer.bias
+        else:
+            raise ValueError(f"layer {layer.name!r} has no bias whose gradient is its error")
+    return found
+
+
+def dense_gradient_maxima(model: keras.Model, x, y, loss=None,
+                          training: bool = False) -> dict[str, list[float]]:
+    """One backward pass; for each Dense layer, input side first:
+    ``kernel``: max |∂ℒ/∂W|, and ``error``: max |∂ℒ/∂b| of its
+    :func:`error_biases` bias, i.e. the largest entry of the error δ.
+
+    ``training`` is passed to :func:`weight_gradients`.
+    """
+    grads = weight_gradients(model, x, y, loss, training=training)
+    by_weight = {id(w): g for w, g in zip(model.trainable_weights, grads)}
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    biases = error_biases(model)
+    return {
+        "kernel": [float(np.max(np.abs(by_weight[id(layer.kernel)]))) for layer in dense],
+        "error": [float(np.max(np.abs(by_weight[id(biases[layer.name])]))) for layer in dense],
+    }

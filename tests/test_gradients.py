@@ -1,6 +1,7 @@
 """analysis.gradients: automatic differentiation checked against finite
-differences, the vanishing-gradient facts the depth chapter relies on, and
-the TensorFlow and JAX branches against each other (when JAX is installed)."""
+differences (weights and each layer's error δ), the vanishing-gradient facts
+the depth chapter relies on, and the TensorFlow and JAX branches against each
+other (when JAX is installed)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,105 @@ def test_max_abs_kernel_gradients_takes_each_dense_kernel_in_order():
         assert maxima[layer.name] == pytest.approx(np.abs(by_weight[id(layer.kernel)]).max())
 
 
+# --------------------------------------------------------------------------
+# The error δ of each layer (the depth chapter's measurement)
+
+
+def tiny_normalized_network(seed: int = 0) -> keras.Model:
+    """A float64 network 3 → 4 (layer norm, tanh) → 3 (sigmoid) → 2 (softmax):
+    the first layer's error bias is layer norm's β, the others' their own bias."""
+    training.set_seed(seed)
+    return keras.Sequential([
+        keras.Input((3,), dtype="float64"),
+        keras.layers.Dense(4, dtype="float64", name="first"),
+        keras.layers.LayerNormalization(dtype="float64", name="norm"),
+        keras.layers.Activation("tanh", dtype="float64", name="first_activation"),
+        keras.layers.Dense(3, activation="sigmoid", dtype="float64", name="second"),
+        keras.layers.Dense(2, activation="softmax", dtype="float64", name="output"),
+    ])
+
+
+def shifted_loss(model, x, y, target: str, unit: int, shift: float) -> float:
+    """The mean cross-entropy with ``shift`` added to unit ``unit`` of the
+    pre-activation (the activation's input) of Dense layer ``target``, for
+    every example: computed layer by layer, independently of any bias."""
+    layers = list(model.layers)
+    value, pending = np.asarray(x, dtype="float64"), None
+
+    def nudge(z):
+        z = np.array(z, dtype="float64")
+        z[:, unit] += shift
+        return z
+
+    for index, layer in enumerate(layers):
+        if isinstance(layer, keras.layers.Dense):
+            kernel = keras.ops.convert_to_numpy(layer.kernel.value)
+            z = value @ kernel + keras.ops.convert_to_numpy(layer.bias.value)
+            following = layers[index + 1] if index + 1 < len(layers) else None
+            if isinstance(following, keras.layers.LayerNormalization):
+                value, pending = z, layer.name       # the activation's input comes later
+                continue
+            z = nudge(z) if layer.name == target else z
+            value = keras.ops.convert_to_numpy(layer.activation(z))
+        else:
+            value = keras.ops.convert_to_numpy(layer(value))
+            if isinstance(layer, keras.layers.LayerNormalization) and pending == target:
+                value = nudge(value)
+    return float(-np.mean(np.log(value[np.arange(len(y)), y])))
+
+
+def finite_difference_errors(model, x, y) -> dict[str, np.ndarray]:
+    """Per Dense layer: d loss / d (shift of each pre-activation unit over the batch)."""
+    found = {}
+    for layer in models.dense_layers(model):
+        found[layer.name] = np.array([
+            (shifted_loss(model, x, y, layer.name, unit, STEP)
+             - shifted_loss(model, x, y, layer.name, unit, -STEP)) / (2 * STEP)
+            for unit in range(layer.units)])
+    return found
+
+
+@pytest.mark.parametrize("build", [tiny_network, tiny_normalized_network])
+def test_the_error_measurement_equals_finite_differences(build):
+    """max |δ| of each layer, read from the error bias's gradient, is the
+    largest derivative of the loss with respect to a shift of one unit of the
+    activation's input (eq-bias-grad), on plain and layer-normalized layers."""
+    model, (x, y) = build(), tiny_batch()
+    assert shifted_loss(model, x, y, "first", 0, 0.0) == pytest.approx(
+        mean_cross_entropy(model, x, y), rel=1e-12)
+    measured = gradients.dense_gradient_maxima(model, x, y)
+    numeric = finite_difference_errors(model, x, y)
+    names = [layer.name for layer in models.dense_layers(model)]
+    assert len(measured["error"]) == len(measured["kernel"]) == len(names)
+    for value, name in zip(measured["error"], names):
+        assert value == pytest.approx(np.abs(numeric[name]).max(), rel=1e-6, abs=1e-10)
+
+
+def test_the_error_check_rejects_a_wrong_layer_or_the_wrong_bias():
+    """The comparison above fails for the neighbouring layer's error, and for
+    the Dense bias behind a layer normalization (which is not δ)."""
+    model, (x, y) = tiny_normalized_network(), tiny_batch()
+    numeric = finite_difference_errors(model, x, y)
+    measured = gradients.dense_gradient_maxima(model, x, y)["error"]
+    assert measured[1] != pytest.approx(np.abs(numeric["first"]).max(), rel=1e-6)
+    dense_bias = model.get_layer("first").bias
+    by_weight = dict(zip((id(w) for w in model.trainable_weights),
+                         gradients.weight_gradients(model, x, y)))
+    wrong = np.abs(by_weight[id(dense_bias)]).max()
+    assert wrong != pytest.approx(np.abs(numeric["first"]).max(), rel=1e-6)
+
+
+def test_error_biases_follow_the_normalization():
+    model = models.mlp([8, 8], activation_name="relu", input_shape=(4,), normalization="batch")
+    def paths(found):
+        return ["/".join(v.path.split("/")[-2:]) for v in found.values()]
+
+    assert paths(gradients.error_biases(model)) == [
+        "batch_norm_1/beta", "batch_norm_2/beta", "output/bias"]
+    plain = models.mlp([8], activation_name="relu", input_shape=(4,))
+    assert paths(gradients.error_biases(plain)) == ["hidden_1/bias", "output/bias"]
+
+
 def test_input_gradient_is_the_vector_jacobian_product():
     training.set_seed(0)
     layer = keras.layers.Dense(3, dtype="float64")
@@ -121,34 +221,41 @@ def test_training_mode_uses_batch_statistics_and_leaves_the_model_unchanged():
     assert not np.allclose(in_training[0], in_inference[0])
 
 
-def first_and_last(activation_name: str, initializer: str, depth: int = 40, seed: int = 0):
-    """Max |dL/dW| of the first layer, the last hidden layer and the output
-    layer of an untrained network."""
+def hidden_factors(activation_name: str, initializer: str, depth: int = 40, seed: int = 0):
+    """Per-layer factors of max |δ| and of max |∂ℒ/∂W| over the hidden-to-hidden
+    layers (2 to the last hidden) of an untrained network on random images."""
     training.set_seed(seed)
     model = models.mlp([32] * depth, activation_name=activation_name,
                        kernel_initializer=initializer)
     rng = np.random.default_rng(seed)
     x = rng.uniform(size=(64, 28, 28, 1)).astype("float32")
     y = rng.integers(0, 10, size=64)
-    maxima = list(gradients.max_abs_kernel_gradients(model, x, y).values())
-    assert len(maxima) == depth + 1  # the hidden layers, then the output layer
-    return maxima[0], maxima[-2], maxima[-1]
+    maxima = gradients.dense_gradient_maxima(model, x, y)
+    assert len(maxima["error"]) == depth + 1  # the hidden layers, then the output layer
+    return {name: (found[1] / found[-2]) ** (1 / (depth - 2)) for name, found in maxima.items()}
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_sigmoid_gradient_vanishes_through_forty_layers(seed):
-    first, last_hidden, output = first_and_last("sigmoid", "glorot_uniform", seed=seed)
-    # sigmoid' <= 1/4 per layer: ten orders of magnitude is a loose bound
-    # (it is about 24 in practice).
-    assert 0 < first < 1e-10 * last_hidden
-    assert first < 1e-10 * output
+def test_sigmoid_error_shrinks_by_about_its_largest_slope_per_layer(seed):
+    factors = hidden_factors("sigmoid", "glorot_uniform", seed=seed)
+    # sup sigmoid' = 1/4, and Glorot's weights keep the error's size otherwise.
+    assert 0.15 < factors["error"] <= 0.25
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_relu_with_he_initialisation_keeps_the_gradient_through_forty_layers(seed):
-    first, last_hidden, output = first_and_last("relu", "he_normal", seed=seed)
-    assert 0.05 * last_hidden < first < 20 * last_hidden
-    assert 0.05 * output < first < 20 * output
+def test_relu_with_glorot_loses_the_error_but_not_the_weight_gradient(seed):
+    """Half the units block the error (δ shrinks by about 1/√2 per layer),
+    while the weight gradient δ·aᵀ stays level: the forward signal shrinks
+    by the same factor, and their product hides the loss of δ."""
+    factors = hidden_factors("relu", "glorot_uniform", seed=seed)
+    assert 0.6 < factors["error"] < 0.8
+    assert 0.9 < factors["kernel"] < 1.1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_relu_with_he_initialisation_keeps_the_error_through_forty_layers(seed):
+    factors = hidden_factors("relu", "he_normal", seed=seed)
+    assert 0.9 < factors["error"] < 1.1
 
 
 # --------------------------------------------------------------------------

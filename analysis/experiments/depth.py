@@ -1,8 +1,8 @@
 """Experiments of the depth chapter (chapters/depth.qmd).
 
 Three experiments share one training routine, so that their numbers can be
-compared run for run (same data, epochs, seeds, optimizer and fixed
-mini-batch for the gradients):
+compared run for run (same data, steps, seeds, batch order, optimizer and
+fixed mini-batch for the gradients):
 
 * :func:`activations` -- the assignment's nine models: depths × ReLU, tanh
   and sigmoid, Keras's default (Glorot uniform) initialisation;
@@ -12,10 +12,13 @@ mini-batch for the gradients):
   matched to the activation and with batch or layer normalization (the
   baseline is the deepest configuration of :func:`activations`).
 
-Every run records its learning curves, its test loss and accuracy, and the
-largest absolute gradient of the loss with respect to each Dense layer's
-kernel on one fixed mini-batch, at initialisation and after
-``snapshot_epochs`` epochs of training.
+Budgets count optimizer steps (see ``profiles.DepthBudget``). Every run
+records its learning curves (evaluated every few hundred steps), its test
+loss and accuracy, and, for each Dense layer on one fixed mini-batch, the
+largest absolute gradient of the loss with respect to the kernel and to the
+bias added just before the activation -- the latter is the layer's error δ
+averaged over the batch (eq-bias-grad) -- at initialisation and after
+``snapshot_steps`` steps.
 """
 
 from __future__ import annotations
@@ -32,35 +35,55 @@ LEARNING_RATE = 0.01
 BATCH_SIZE = 32
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 
-#: The assignment takes the gradient snapshot after this many epochs (a
-#: profile with fewer epochs takes it after its last epoch; the config says so).
-SNAPSHOT_EPOCHS = 3
+#: About this many evaluations of the validation set per run (the learning
+#: curves' points); they also fall on every epoch's end and on the snapshot.
+#: Pieces are at least MIN_PIECE steps long, since each costs a call to fit.
+CURVE_POINTS = 12
+MIN_PIECE = 32
 
 #: Keras's default initialisation, used by the nine models.
 DEFAULT_INITIALIZER = "glorot_uniform"
 
-#: The initialisation matched to each activation: He et al. (2015) for ReLU,
-#: Glorot & Bengio (2010) for the symmetric saturating ones.
-MATCHED_INITIALIZERS = {"relu": "he_normal", "tanh": "glorot_uniform",
-                        "sigmoid": "glorot_uniform"}
+#: Initialisers by the name a configuration records. Glorot & Bengio (2010)
+#: keep the error's size for an activation whose slope at 0 is 1 (tanh).
+#: The sigmoid's slope at 0 is 1/4, so it needs 4 × Glorot's standard
+#: deviation (16 × the variance); He et al. (2015) double the variance over
+#: the fan-in for ReLU, which blocks half the error.
+INITIALIZERS = {
+    "glorot_uniform": lambda: "glorot_uniform",
+    "he_normal": lambda: "he_normal",
+    "glorot_x16": lambda: keras.initializers.VarianceScaling(scale=16.0, mode="fan_avg"),
+}
+
+#: The initialisation matched to each activation.
+MATCHED_INITIALIZERS = {"relu": "he_normal", "tanh": "glorot_uniform", "sigmoid": "glorot_x16"}
 
 #: What the remedies experiment varies: (initialisation, normalization).
 #: The deepest networks of :func:`activations` are the baseline.
 REMEDIES = (("matched", None), ("matched", "batch"), ("matched", "layer"))
 
 
+def chapter_seeds(profile: profiles.Profile) -> tuple[int, ...]:
+    """The depth budget's own seed count where it sets one, else the profile's."""
+    count = profile.depth.seeds
+    return tuple(range(count)) if count else profile.seed_list()
+
+
 def _common_config(profile: profiles.Profile) -> dict:
     """What every experiment of the chapter shares (compared run for run)."""
     budget = profile.depth
+    if not 0 < budget.snapshot_steps <= budget.steps:
+        raise ValueError(f"snapshot_steps={budget.snapshot_steps} must lie in 1..steps={budget.steps}")
     return {
         "data": budget.mnist,
-        "epochs": budget.epochs,
-        "snapshot_epochs": min(SNAPSHOT_EPOCHS, budget.epochs),
-        "seeds": profile.seed_list(),
+        "steps": budget.steps,
+        "snapshot_steps": budget.snapshot_steps,
+        "seeds": chapter_seeds(profile),
         "gradient_batch": budget.gradient_batch,
         "units": UNITS,
         "learning_rate": LEARNING_RATE,
         "batch_size": BATCH_SIZE,
+        "curve_points": CURVE_POINTS,
         "loss": "sparse_categorical_crossentropy",
         "input_scaling": "pixels / 255",
     }
@@ -74,7 +97,7 @@ def _grid_config(profile, activation_names) -> dict:
 def _remedies_config(profile) -> dict:
     specifications = []
     for activation_name in ACTIVATIONS:
-        for initialisation, normalization in REMEDIES:
+        for _, normalization in REMEDIES:
             initializer = MATCHED_INITIALIZERS[activation_name]
             if initializer == DEFAULT_INITIALIZER and normalization is None:
                 continue  # identical to the baseline, which activations() trains
@@ -82,6 +105,43 @@ def _remedies_config(profile) -> dict:
                                    "normalization": normalization})
     return {**_common_config(profile), "depth": max(profile.depth.depths),
             "baseline_initializer": DEFAULT_INITIALIZER, "variants": specifications}
+
+
+# --------------------------------------------------------------------------
+# The step schedule
+
+
+def steps_per_epoch(images: int, batch_size: int) -> int:
+    """An epoch's steps; its last, smaller batch counts as one."""
+    return -(-images // batch_size)
+
+
+def schedule(total: int, snapshot: int, per_epoch: int, points: int) -> list[tuple[int, int]]:
+    """Training cut into pieces ``(epoch, steps)``: each lies within one epoch;
+    an epoch is split evenly into pieces of at most about ``total / points``
+    steps (the validation set is evaluated after each), and a piece ends on
+    the snapshot."""
+    if not 0 < snapshot <= total:
+        raise ValueError(f"the snapshot ({snapshot}) must lie in 1..{total} steps")
+    stride = max(MIN_PIECE, -(-total // points))
+    ends = {snapshot}
+    for start in range(0, total, per_epoch):
+        length = min(per_epoch, total - start)
+        count = -(-length // stride)
+        ends |= {start + round(i * length / count) for i in range(1, count + 1)}
+    pieces, start = [], 0
+    for end in sorted(ends):
+        pieces.append((start // per_epoch, end - start))
+        start = end
+    return pieces
+
+
+def _epoch_order(seed: int, images: int, epochs: int) -> list[np.ndarray]:
+    """One permutation of the training images per epoch, from the seed alone,
+    so that every architecture trained under one seed sees the same batches
+    (which makes comparisons between activations paired)."""
+    rng = np.random.default_rng([seed, 20150101])
+    return [rng.permutation(images) for _ in range(epochs)]
 
 
 # --------------------------------------------------------------------------
@@ -105,16 +165,21 @@ def _prepare(run, config) -> dict:
     return arrays
 
 
-def _kernel_gradients(model, arrays) -> list[float]:
-    """Max |dL/dkernel| per Dense layer, input side first, as a training step sees it."""
-    found = gradients.max_abs_kernel_gradients(model, arrays["x_batch"], arrays["y_batch"],
-                                               training=True)
-    return [found[layer.name] for layer in models.dense_layers(model)]
+def _probe(model, arrays) -> dict[str, list[float]]:
+    """Per Dense layer, input side first: max |∂ℒ/∂W| and max |δ| (the error
+    bias's gradient), as a training step sees them (batch norm in training mode)."""
+    return gradients.dense_gradient_maxima(model, arrays["x_batch"], arrays["y_batch"],
+                                           training=True)
 
 
 def _build(config, *, depth, activation, initializer, normalization):
+    try:
+        kernel_initializer = INITIALIZERS[initializer]()
+    except KeyError:
+        raise ValueError(f"unknown initializer {initializer!r}; "
+                         f"choose from {', '.join(INITIALIZERS)}") from None
     return models.mlp([config["units"]] * depth, activation_name=activation,
-                      kernel_initializer=initializer, normalization=normalization)
+                      kernel_initializer=kernel_initializer, normalization=normalization)
 
 
 def _train_configuration(run, config, arrays, **architecture) -> list[dict]:
@@ -139,40 +204,46 @@ def _train_configuration(run, config, arrays, **architecture) -> list[dict]:
             model.optimizer.iterations.assign(0)
         label = f"{architecture['activation']}, depth {architecture['depth']}, seed {seed}"
         records.append({**architecture, "seed": seed,
-                        **_train_seed(run, config, arrays, model, label)})
+                        **_train_seed(run, config, arrays, model, seed, label)})
     return records
 
 
-def _train_seed(run, config, arrays, model, label: str) -> dict:
-    """Probe, train (snapshot after ``snapshot_epochs``), probe, test."""
-    initial = _kernel_gradients(model, arrays)
-    history: dict[str, list[float]] = {}
-    # Two calls to fit continue the same run: plain SGD keeps no state besides
-    # its step counter, and the compiled train function is reused.
-    phases = (config["snapshot_epochs"], config["epochs"] - config["snapshot_epochs"])
-    trained = initial
-    for phase, epochs in enumerate(phases):
-        if epochs == 0:
-            continue
-        part = training.fit(model, arrays["x_train"], arrays["y_train"], epochs=epochs,
-                            batch_size=config["batch_size"],
-                            validation_data=(arrays["x_val"], arrays["y_val"]),
-                            callbacks=[run.epoch_bar(label)])
+def _train_seed(run, config, arrays, model, seed: int, label: str) -> dict:
+    """Probe, train ``snapshot_steps``, probe, train to ``steps``, test."""
+    images = len(arrays["y_train"])
+    per_epoch = steps_per_epoch(images, config["batch_size"])
+    pieces = schedule(config["steps"], config["snapshot_steps"], per_epoch, config["curve_points"])
+    orders = _epoch_order(seed, images, pieces[-1][0] + 1)
+    initial = _probe(model, arrays)
+    trained, history, done, used = None, {"step": []}, 0, {}
+    for epoch, steps in run.progress(pieces, label):
+        # Consecutive pieces of one epoch take consecutive slices of its
+        # permutation; Keras must not shuffle again.
+        start = used.get(epoch, 0)
+        chosen = orders[epoch][start * config["batch_size"]:(start + steps) * config["batch_size"]]
+        used[epoch] = start + steps
+        part = training.fit(model, arrays["x_train"][chosen], arrays["y_train"][chosen], epochs=1,
+                            batch_size=config["batch_size"], shuffle=False,
+                            validation_data=(arrays["x_val"], arrays["y_val"]))
+        done += steps
+        history["step"].append(done)
         for name, values in part.items():
             history.setdefault(name, []).extend(values)
-        if phase == 0:
-            trained = _kernel_gradients(model, arrays)
+        if done == config["snapshot_steps"]:
+            trained = _probe(model, arrays)
     scores = training.evaluate(model, arrays["x_test"], arrays["y_test"])
     return {"history": history, "test_loss": scores["loss"], "test_accuracy": scores["accuracy"],
-            "initial_gradients": initial, "trained_gradients": trained}
+            "initial_gradients": initial["kernel"], "trained_gradients": trained["kernel"],
+            "initial_errors": initial["error"], "trained_errors": trained["error"]}
 
 
-def _summary(arrays) -> dict:
-    """Sizes of the splits, and the accuracy of always guessing the test set's
-    most common digit (the chance level the chapter compares with)."""
+def _summary(arrays, config) -> dict:
+    """Sizes of the splits, steps per epoch, and the accuracy of always
+    guessing the test set's most common digit (the chapter's chance level)."""
     counts = np.bincount(arrays["y_test"])
     return {
         "sizes": {name[2:]: len(values) for name, values in arrays.items() if name.startswith("y_")},
+        "steps_per_epoch": steps_per_epoch(len(arrays["y_train"]), config["batch_size"]),
         "chance_accuracy": float(counts.max() / counts.sum()),
     }
 
@@ -184,7 +255,7 @@ def _train_grid(run, config) -> dict:
     for depth, name in run.progress(combinations, "architectures"):
         runs += _train_configuration(run, config, arrays, depth=depth, activation=name,
                                      initializer=config["initializer"], normalization=None)
-    return {"runs": runs, **_summary(arrays)}
+    return {"runs": runs, **_summary(arrays, config)}
 
 
 # --------------------------------------------------------------------------
@@ -213,4 +284,4 @@ def remedies(run, config):
                                      activation=variant["activation"],
                                      initializer=variant["initializer"],
                                      normalization=variant["normalization"])
-    return {"runs": runs, **_summary(arrays)}
+    return {"runs": runs, **_summary(arrays, config)}

@@ -1,9 +1,10 @@
 """Figures of the depth chapter (chapters/depth.qmd).
 
-Per-layer gradient profiles (layer index against the largest |dL/dW| of each
-Dense layer, log scale) and learning curves. Lines are geometric means over
-seeds (the right average for quantities spread over orders of magnitude);
-bands span the smallest to the largest seed.
+Per-layer profiles (layer index against the largest error |δ| = |∂ℒ/∂b| and
+the largest weight gradient |∂ℒ/∂W| of each Dense layer, log scale) and
+learning curves against optimizer steps. Lines are geometric means over seeds
+(the right average for quantities spread over orders of magnitude); bands
+span the smallest to the largest seed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from analysis.tables import depth as summaries
 _PALETTE = {"relu": 0, "tanh": 1, "sigmoid": 2, "lecun": 4}
 #: Colours of the remedies (baseline, matched initialisation, batch norm, layer norm).
 _REMEDY_COLORS = (7, 5, 6, 9)
+#: Axis labels of the two measured quantities.
+_QUANTITY_LABELS = {"error": "max |δ| = max |∂ℒ/∂b|", "weight": "max |∂ℒ/∂W|"}
 
 
 def _finish(figure):
@@ -51,26 +54,19 @@ def _profile(axis, grads: np.ndarray, label: str, color, linestyle="-", marker="
                           color=color, alpha=0.15, linewidth=0)
 
 
-def _grid(count: int, columns: int = 3, width: float = 3.6, height: float = 3.0):
-    columns = min(columns, count)
-    rows = int(np.ceil(count / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(width * columns, height * rows),
-                                squeeze=False)
-    for axis in axes.flat[count:]:
-        axis.set_visible(False)
-    return figure, list(axes.flat[:count])
-
-
 def _decorate(axis, depth: int):
     axis.set_yscale("log")
-    axis.set_title(f"{depth} hidden layers")
     axis.set_xlabel("layer")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.axvline(depth + 0.5, color="0.6", linewidth=0.8, linestyle=":")
+    # Ratios use layers 2..depth: mark the first layer and the output layer off.
+    for edge in (1.5, depth + 0.5):
+        axis.axvline(edge, color="0.6", linewidth=0.8, linestyle=":")
 
 
-def layer_gradients(*results, stage: str = "initial", activations=None):
-    """Layer index vs max |dL/dW|, one subplot per depth, activations as lines.
+def layer_gradients(*results, stage: str = "initial", quantities=("error", "weight"),
+                    activations=None):
+    """Layer index vs max |δ| (top row) and max |∂ℒ/∂W| (bottom row), one
+    column per depth, activations as lines.
 
     ``results`` are depth-chapter results with the same depths (e.g. the
     nine models, or the nine models and the LeCun runs); ``activations``
@@ -78,30 +74,34 @@ def layer_gradients(*results, stage: str = "initial", activations=None):
     """
     if not results:
         raise ValueError("layer_gradients needs at least one result")
-    key = summaries.stage_key(stage)
     depths = sorted({run["depth"] for result in results for run in result["runs"]})
-    figure, axes = _grid(len(depths))
-    for axis, depth in zip(axes, depths):
-        for result in results:
-            names = [a["activation"] for a in summaries.architectures(result) if a["depth"] == depth]
-            for name in names:
-                if activations is not None and name not in activations:
-                    continue
-                grads = np.array([run[key] for run in summaries.select(result, depth=depth,
-                                                                       activation=name)])
-                _profile(axis, grads, summaries.title(name), _color(name))
-        _decorate(axis, depth)
-    axes[0].set_ylabel("max |∂L/∂W| of the layer")
-    axes[0].legend(fontsize="small")
+    figure, axes = plt.subplots(len(quantities), len(depths), squeeze=False,
+                                figsize=(3.6 * len(depths), 3.0 * len(quantities)))
+    for row, quantity in enumerate(quantities):
+        for axis, depth in zip(axes[row], depths):
+            for result in results:
+                names = [a["activation"] for a in summaries.architectures(result)
+                         if a["depth"] == depth]
+                for name in names:
+                    if activations is not None and name not in activations:
+                        continue
+                    grads = summaries.layer_values(result, stage, quantity, depth=depth,
+                                                   activation=name)
+                    _profile(axis, grads, summaries.title(name), _color(name))
+            _decorate(axis, depth)
+            axis.set_title(f"{depth} hidden layers")
+        axes[row, 0].set_ylabel(_QUANTITY_LABELS[quantity])
+    axes[0, 0].legend(fontsize="small")
     source_footer(figure, results[0].data_source("mnist"))
     return _finish(figure)
 
 
 def lecun_curves(grid, lecun):
-    """Loss and accuracy per epoch, LeCun's activation against tanh, per depth.
+    """Loss and accuracy against optimizer steps, LeCun's activation against
+    tanh, per depth.
 
-    Validation is solid, training (Keras's running mean over the epoch)
-    dashed; bands are ± one standard deviation over seeds.
+    Validation is solid, training (Keras's running mean since the previous
+    evaluation) dashed; bands are ± one standard deviation over seeds.
     """
     summaries.check_comparable(grid, lecun)
     depths = sorted({run["depth"] for run in lecun["runs"]})
@@ -114,17 +114,16 @@ def lecun_curves(grid, lecun):
                 axis = axes[row, column]
                 for prefix, style, split in (("val_", "-", "validation"), ("", "--", "training")):
                     curves = np.array([run["history"][prefix + metric] for run in runs])
-                    epochs = np.arange(1, curves.shape[1] + 1)
+                    steps = np.asarray(runs[0]["history"]["step"])
                     centre = curves.mean(axis=0)
-                    axis.plot(epochs, centre, linestyle=style, color=_color(name),
+                    axis.plot(steps, centre, linestyle=style, color=_color(name),
                               label=f"{summaries.title(name)}, {split}")
                     if curves.shape[0] > 1:
                         spread = curves.std(axis=0, ddof=1)
-                        axis.fill_between(epochs, centre - spread, centre + spread,
+                        axis.fill_between(steps, centre - spread, centre + spread,
                                           color=_color(name), alpha=0.15, linewidth=0)
         axes[0, column].set_title(f"{depth} hidden layers")
-        axes[1, column].set_xlabel("epoch")
-        axes[1, column].xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes[1, column].set_xlabel("optimizer step")
     axes[0, 0].set_ylabel("cross-entropy loss")
     axes[1, 0].set_ylabel("accuracy")
     axes[1, 0].legend(fontsize="x-small")
@@ -133,14 +132,14 @@ def lecun_curves(grid, lecun):
 
 
 def remedies(grid, remedies_result):
-    """Per-layer gradients of the deepest networks: baseline and remedies.
+    """Per-layer errors max |δ| of the deepest networks: baseline and remedies.
 
     Columns are activations; the top row is at initialisation, the bottom
-    row after the snapshot epochs.
+    row after the snapshot steps.
     """
     rows = summaries.remedy_rows(grid, remedies_result)
     activations = list(dict.fromkeys(row["activation"] for row in rows))
-    snapshot = remedies_result.provenance["config"]["snapshot_epochs"]
+    snapshot = remedies_result.provenance["config"]["snapshot_steps"]
     depth = remedies_result.provenance["config"]["depth"]
     figure, axes = plt.subplots(2, len(activations), figsize=(3.8 * len(activations), 6.0),
                                 squeeze=False, sharey="row")
@@ -149,24 +148,20 @@ def remedies(grid, remedies_result):
         variants = [row for row in rows if row["activation"] == activation]
         for row in variants:
             # The same remedy has the same colour and line style in every panel.
-            kind = row["normalization"] or ("baseline" if row is variants[0] else "matched")
+            kind = row["normalization"] or ("baseline" if row["baseline"] else "matched")
             index = ("baseline", "matched", "batch", "layer").index(kind)
             label = (f"{summaries.INITIALIZER_TITLES.get(row['initializer'], row['initializer'])}, "
                      f"{summaries.NORMALIZATION_TITLES[row['normalization']]}")
             for line, stage in enumerate(("initial", "trained")):
-                grads = summaries.layer_gradients(row["result"], stage, **row["where"])
+                grads = summaries.layer_values(row["result"], stage, "error", **row["where"])
                 _profile(axes[line, column], grads, label, colors[_REMEDY_COLORS[index] % len(colors)],
                          linestyle=("-", "--", "-.", ":")[index])
-        for line, when in enumerate(("at initialisation", f"after {snapshot} epochs")):
+        for line, when in enumerate(("at initialisation", f"after {snapshot:,} steps")):
             axis = axes[line, column]
-            axis.set_yscale("log")
-            axis.axvline(depth + 0.5, color="0.6", linewidth=0.8, linestyle=":")
+            _decorate(axis, depth)
             axis.set_title(f"{summaries.title(activation)}, {when}")
-        axes[1, column].set_xlabel("layer")
-        for axis in axes[:, column]:
-            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0, column].legend(fontsize="x-small")
     for line in range(2):
-        axes[line, 0].set_ylabel("max |∂L/∂W| of the layer")
+        axes[line, 0].set_ylabel(_QUANTITY_LABELS["error"])
     source_footer(figure, grid.data_source("mnist"))
     return _finish(figure)
