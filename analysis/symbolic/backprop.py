@@ -160,6 +160,7 @@ def backprop_equations() -> tuple[Equation, ...]:
                 "loss": sp.Eq(LOSS, -sp.Sum(_Y[_K] * sp.log(_P[_K]), (_K, 1, _CLASSES)), evaluate=False),
             },
             "The output layer: softmax probabilities and the cross-entropy with a one-hot y.",
+            settings={"order": "none"},
         ),
         Equation(
             "eq-output-delta",
@@ -811,6 +812,7 @@ def two_layer_equations() -> tuple[Equation, ...]:
             },
             "The two-layer network's forward pass and loss: mean cross-entropy of the softmax rows P of S "
             "with the one-hot rows Y, plus λ times the squared Frobenius norms (no ½).",
+            settings={"order": "none"},
         ),
         Equation(
             "eq-two-layer-gradients",

@@ -4,8 +4,10 @@ check tests.
 The book's rule: a reader reads and edits an equation in the chapter, as a
 literal ``$$ … $$ {#eq-…}`` display. The same equation is registered here
 under its label, as SymPy expressions (its *parts*) placed into a small LaTeX
-*template* that holds only layout (``&``, ``\\\\``, ``\\qquad``, text). The
-check named by the equation tests those very parts, and
+*template*. The template holds layout (``&``, ``\\\\``, ``\\qquad``, text) and the
+fixed names a display starts with (``f'(x) &=``, ``\\frac{\\partial \\mathcal{L}}
+{\\partial W_2} &=``); every formula a check tests is a part. The check named
+by the equation tests those very parts, and
 :func:`chapter_problems` compares the typed LaTeX of every display with
 ``sympy.latex`` of the registered parts, so neither can change without the
 other (tests/test_equations.py runs it on every chapter).
@@ -70,6 +72,14 @@ class BookLatexPrinter(LatexPrinter):
             body = self._print(sp.Mul(*rest, evaluate=False)) if len(rest) > 1 else self._print(rest[0])
             return rf"{sign}\frac{{1}}{{{self._print(reciprocal[0].base)}}} {body}"
         return super()._print_Mul(expr)
+
+    def _print_Sum(self, expr):
+        # A double sum prints as two sums (pandoc has no \substack for typst).
+        if len(expr.limits) > 1:
+            inner = sp.Sum(expr.function, *expr.limits[:-1])
+            outer = sp.Sum(sp.Symbol("INNER"), expr.limits[-1])
+            return super()._print_Sum(outer).replace("INNER", self._print(inner))
+        return super()._print_Sum(expr)
 
     def _print_Indexed(self, expr):
         indices = ",".join(self._print(index) for index in expr.indices)
@@ -161,7 +171,8 @@ class Equation:
     Attributes:
         label: the Quarto label, e.g. ``"eq-output-delta"``.
         template: the display's LaTeX with ``<<name>>`` where each part goes;
-            it holds layout only (alignment, line breaks, spacing, text).
+            it holds layout (alignment, line breaks, spacing, text) and fixed
+            names such as ``f'(x) &=``, never a formula that is checked.
         parts: SymPy objects by name; the check tests these.
         description: one sentence saying what the equation states.
         check: the key of the check that verifies it (or a tuple of keys),
