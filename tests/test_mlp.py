@@ -398,3 +398,29 @@ def test_labels_show_the_learning_rate_of_optimizer_settings():
     assert chapter_tables.label("layer_norm_after_relu", result) == chapter_tables.LABELS[
         "layer_norm_after_relu"]
     assert chapter_tables.label("adam") == "Adam"
+
+
+def test_budget_callout_speaks_only_of_the_profile_it_was_built_with():
+    from analysis import profiles, stats
+
+    class _Budgeted(_FakeResult):
+        def __init__(self, epochs, **values):
+            super().__init__(**values)
+            self.provenance = {"config": {"epochs": epochs}}
+
+    optimizers = _Budgeted(20, seeds=[0, 1, 2], data={"train": 55000})
+    sweep = _Budgeted(5)
+    three = [stats.compare([0.9, 0.91, 0.92], [0.8, 0.82, 0.81])]
+    callouts = {name: chapter_tables.budget_callout(profiles.get(name), optimizers, sweep, three)
+                for name in ("smoke", "default", "full")}
+    assert "20 epochs and 3 seeds on 55,000 training images" in callouts["default"]
+    assert "for 5 epochs" in callouts["default"]
+    assert "only show that the code runs" in callouts["smoke"]
+    for name in ("default", "full"):
+        assert "smoke" not in callouts[name]
+    assert "The `full` profile uses 5 seeds" in callouts["default"]
+    assert "`full` profile uses" not in callouts["full"]
+    assert "fewer than three seeds" not in callouts["default"]
+    two = [stats.compare([0.9, 0.91], [0.8, 0.82])]
+    assert "fewer than three seeds" in chapter_tables.budget_callout(
+        profiles.get("smoke"), optimizers, _Budgeted(1), two)

@@ -444,3 +444,36 @@ def layer_norm_observation(before: stats.Comparison, after: stats.Comparison,
     """
     return (f"In test accuracy {_who_wins(before)}, {_who_wins(after)}, and "
             f"{_who_wins(placement)} (@tbl-mlp-layernorm).")
+
+
+# --------------------------------------------------------------------------
+# What this build's budget can say (a callout; profile lines only under their profile)
+
+
+def budget_callout(profile, optimizers_result, sweep, comparisons) -> str:
+    """The callout text for ``profile`` (a :class:`analysis.profiles.Profile`).
+
+    A line about a profile appears only in a build with that profile, so a
+    default or full build never carries the smoke warning.
+    """
+    from analysis import profiles
+
+    epochs = optimizers_result.provenance["config"]["epochs"]
+    sweep_epochs = sweep.provenance["config"]["epochs"]
+    lines = [f"This copy was built with the **{profile.name}** profile: {count(epochs, 'epoch')} "
+             f"and {count(len(optimizers_result['seeds']), 'seed')} on "
+             f"{optimizers_result['data']['train']:,} training images, a sweep of one run per "
+             f"rate for {count(sweep_epochs, 'epoch')}."]
+    if profile.name == "smoke":
+        lines.append("Under the `smoke` profile the numbers only show that the code runs; "
+                     "the comparisons mean something at the default and full profiles.")
+    elif profile.name == "default":
+        full = profiles.get("full")
+        lines.append(f"The `full` profile uses {count(full.seeds, 'seed')} and sweeps for "
+                     f"{count(full.mlp.sweep_epochs, 'epoch')}; this profile uses fewer to keep "
+                     "the chapter's training within a laptop CPU's budget.")
+    if any(comparison.n < 3 for comparison in comparisons):
+        lines.append("With fewer than three seeds a 95% interval is very wide, so few "
+                     "differences can count as clear.")
+    return ("::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines)
+            + "\n:::\n")
