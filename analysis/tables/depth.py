@@ -537,19 +537,3 @@ def synthesis(grid, lecun, remedies_result):
                  f"with {join([describe(r) for r in fixed])}; the networks that learned: "
                  f"{join([describe(r) for r in learners])}.")
     return _markdown(lines)
-
-
-def lecun_delta_equation(label: str):
-    """@eq-hidden-delta with LeCun's slope, printed from SymPy's derivation
-    (written in t = tanh(2 z / 3), element-wise), as a labelled display."""
-    import re
-
-    from IPython.display import Markdown
-
-    derivation = symbolic.activation("lecun")
-    standalone_x = re.compile(r"(?<![\\A-Za-z])x(?![A-Za-z])")
-    definition = standalone_x.sub(r"\\mathbf{z}^{l}", derivation.latex_auxiliary_definition)
-    latex = (r"\boldsymbol{\delta}^{l} = \left(\left(W^{l+1}\right)^{\top} \boldsymbol{\delta}^{l+1}"
-             r"\right) \odot \left(" + derivation.latex_derivative_in_auxiliary + r"\right), \qquad "
-             r"t = " + definition + r", \qquad f'(x) \in " + derivation.latex_derivative_range)
-    return Markdown(f"$$\n{latex}\n$$ {{#{label}}}")
