@@ -343,6 +343,12 @@ def test_the_sigmoid_s_matched_initialisation_has_four_times_glorot_s_spread():
                            normalization=None)
 
 
+def test_the_depth_budget_can_cut_the_seeds_of_this_chapter_alone(tiny_profile):
+    assert experiments.activations.config(tiny_profile)["seeds"] == [0, 1]
+    fewer = dataclasses.replace(tiny_profile, depth=dataclasses.replace(tiny_profile.depth, seeds=1))
+    assert experiments.activations.config(fewer)["seeds"] == [0]
+
+
 def test_remedies_cover_each_activation_with_matched_initialisation(tiny_profile):
     config = experiments.remedies.config(tiny_profile)
     assert config["depth"] == max(tiny_profile.depth.depths)
