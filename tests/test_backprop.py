@@ -139,8 +139,9 @@ def test_gap_answer_is_worded_from_the_numbers():
         "with a larger training set, the 8,000-image net and the 1,000-image net reach the same "
         "test accuracy on every one of 3 seeds")
     assert chapter_tables.gap_matches_expectation(result) is False
-    assert "differs for stronger regularisation" in chapter_tables.gap_expectation(result, "default")
-    assert "closer look" in chapter_tables.gap_expectation(result, "default")
+    assert chapter_tables.gap_expectation(result, "default") == (
+        "do not fully agree with this reasoning: they show no clear shrinking of the gap with stronger "
+        "regularisation; at these budgets that deserves a closer look")
     assert "smoke profile" in chapter_tables.gap_expectation(result, "smoke")
     table = chapter_tables.generalization_gap(result).data
     assert "21.0% ± 1.0% (n=3)" in table and "Data: made up" in table
@@ -172,8 +173,10 @@ def test_gap_verdicts_for_a_tie_a_diverged_run_a_single_seed_and_a_reversal():
     assert "the 200-unit net's train–test gap is lower than the 50-unit net's" in answer
     assert "the λ = 5 net's train–test gap is higher" in answer and "1 run diverged and left out" in answer
     assert chapter_tables.gap_shrinkers(result) == ["more hidden units"]
-    assert "differs for a larger training set, more hidden units, stronger regularisation" in (
-        chapter_tables.gap_expectation(result, "default"))
+    assert chapter_tables.gap_expectation(result, "smoke") == (
+        "do not fully agree with this reasoning: they contradict it for more hidden units and stronger "
+        "regularisation, and show no clear shrinking of the gap with a larger training set; with the "
+        "smoke profile's tiny budgets that says nothing")
     assert "(n=2), 1 run diverged" in chapter_tables.generalization_gap(result).data
 
     single = _gap_result({"baseline": [0.20], "train_size": [0.05], "hidden_size": [0.25], "reg": [0.1]})
@@ -208,7 +211,7 @@ def test_target_statement_uses_the_seeds_interval():
     assert statement([0.50]) == (
         "50.0% on CIFAR-10 from a single seed, above 48%: one seed gives no interval, so this is "
         "not a verdict on the configuration")
-    assert "(1 diverged runs left out)" in statement([0.50, float("nan"), 0.52])
+    assert "(1 diverged run left out)" in statement([0.50, float("nan"), 0.52])
     assert statement([float("nan")] * 2).startswith("no test accuracy on CIFAR-10: every run diverged")
     stand_in = chapter_tables.target_statement([0.83, 0.84], "a stand-in", substitute=True)
     assert "on a stand-in" in stand_in and "cannot tell" in stand_in and "met:" not in stand_in
@@ -242,6 +245,8 @@ def test_the_assignments_forward_checks_pass_and_can_fail():
     assert chapter_tables.toy_reference_verdict(check).startswith("both agree")
     table = chapter_tables.toy_reference(check).data
     assert table.count("✓ yes") == 2 and "1.30378789133" in table
+    header, *rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert all(row.count("|") == header.count("|") for row in rows)  # no cell split by a "|"
 
     # A wrong network: a bias off by 1e-3 moves every score and the loss.
     net, _, _ = experiments._toy_problem(experiments.CS231N_TOY_SEED, experiments.TOY)
@@ -263,6 +268,11 @@ def test_the_assignments_forward_checks_pass_and_can_fail():
     assert wrong["scores_pass"] and not wrong["loss_pass"]
     assert chapter_tables.toy_reference_verdict(wrong) == "the loss do NOT agree with the assignment's numbers"
     assert "✗ NO" in chapter_tables.toy_reference(wrong).data
+
+
+def test_sentence_start():
+    assert chapter_tables.sentence_start("there is no clear difference") == "There is no clear difference"
+    assert chapter_tables.sentence_start("") == ""
 
 
 def test_below_words_a_bound():
@@ -293,36 +303,33 @@ def test_default_diagnosis_follows_the_curves():
 # --- equations: displayed, labelled and checked ------------------------------
 
 
-def _chapter_equations():
-    return (
-        symbolic.backprop_equations()
-        + (symbolic.softmax_gradient_instance(),)
-        + tuple(item.equation() for item in symbolic.activations())
-        + (symbolic.gradient_bound_equation(),)
-        + (symbolic.central_difference_equation(),)
-        + symbolic.two_layer_equations()
-    )
+def _chapter_equation_labels(source: str) -> list[str]:
+    """The labels the chapter's setup cell passes to symbolic.chapter_equations."""
+    call = re.search(r"symbolic\.chapter_equations\(\[(.*?)\]\)", source, re.S)
+    assert call, "the setup cell lists the chapter's equations"
+    return re.findall(r"""["'](eq-[\w-]+)["']""", call.group(1))
 
 
 def test_every_equation_the_chapter_displays_is_in_the_check_table():
     source = CHAPTER.read_text(encoding="utf-8")
-    displayed = set(re.findall(r'label="(eq-[\w-]+)"', source))
-    assert displayed == {item.label for item in _chapter_equations()}
-    # No hand-typed display equations: every $$ block comes from a cell.
-    assert "$$" not in source
+    displayed = [label for label, _, _ in symbolic.displayed_equations(source)]
+    # The same equations, in the order of the page, so the table reads like it.
+    assert displayed == _chapter_equation_labels(source)
 
 
-def test_equation_helper_and_check_table():
-    equations = _chapter_equations()
-    block = chapter_tables.equation(equations, label="eq-hidden-delta").data
-    assert block.startswith("$$\n") and block.endswith("$$ {#eq-hidden-delta}")
-    with pytest.raises(ValueError, match="eq-nowhere"):
-        chapter_tables.equation(equations, label="eq-nowhere")
-    checks = {item.check: True for item in equations}
-    checks["gradient-bound"] = False
+def test_check_table_marks_definitions_and_failed_checks():
+    equations = symbolic.chapter_equations(_chapter_equation_labels(CHAPTER.read_text(encoding="utf-8")))
+    checks = {key: True for item in equations for key in item.checks}
+    failing = next(item for item in equations if item.checks and not item.is_definition)
+    checks[failing.checks[0]] = False
     table = chapter_tables.equation_checks(equations, checks).data
-    assert table.count("✓ yes") == len(equations) - 1
-    assert "| @eq-gradient-bound" in table and "✗ NO" in table
+    rows = [line for line in table.splitlines() if line.startswith("| @eq-")]
+    assert len(rows) == len(equations)
+    definitions = [row for row in rows if re.search(r"\|\s*definition\s*\|$", row)]
+    assert len(definitions) == sum(item.is_definition for item in equations) > 0
+    failed = [row for row in rows if "✗ NO" in row]
+    assert len(failed) == sum(failing.checks[0] in item.checks for item in equations) >= 1
+    assert f"| @{failing.label} " in failed[0]
     with pytest.raises(ValueError, match="not computed"):
         chapter_tables.equation_checks(equations, {})
 
@@ -348,3 +355,32 @@ def test_chapter_has_no_inline_expression_that_can_be_blank():
     source = CHAPTER.read_text(encoding="utf-8")
     for expression in re.findall(r"`\{python\} ([^`]*)`", source):
         assert 'else ""' not in expression and "else ''" not in expression, expression
+
+
+def test_the_smoke_caveat_appears_only_in_smoke_builds():
+    source = CHAPTER.read_text(encoding="utf-8")
+    block = re.search(r'::: \{\.content-visible when-profile="smoke"\}\n(.*?)\n:::\n:::\n', source, re.S)
+    assert block and "## Numbers that need the default or full profile" in block.group(1)
+    assert source.count("Numbers that need the default or full profile") == 1
+
+
+def test_gap_figure_titles_follow_the_verdicts_with_ties_diverged_runs_and_one_seed():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from analysis.plots import backprop as chapter_plots
+
+    nan = float("nan")
+    for gaps, titles in (
+        ({"baseline": [0.20, 0.21, 0.22], "train_size": [0.20, 0.21, 0.22],
+          "hidden_size": [0.05, 0.06, 0.04], "reg": [0.30, nan, 0.32]},
+         ["the gap is the same on every seed", "the gap shrinks", "the gap widens"]),
+        ({"baseline": [0.20], "train_size": [0.05], "hidden_size": [0.25], "reg": [0.1]},
+         ["one seed: no verdict"] * 3),
+        # Every large-set run diverged; one λ pair is left after dropping a NaN.
+        ({"baseline": [0.10, 0.20], "train_size": [nan, nan], "hidden_size": [0.2, 0.1], "reg": [nan, 0.1]},
+         ["every run diverged", "no clear change in the gap", "one seed: no verdict"]),
+    ):
+        summary = chapter_tables.gap_summary(_gap_result(gaps))
+        figure = chapter_plots.generalization_gap(summary, source="made up")
+        assert [axis.get_title() for axis in figure.axes[:3]] == titles

@@ -206,7 +206,8 @@ def toy_reference(check: Mapping) -> Markdown:
     rows = [
         (
             f"Scores, {len(CS231N_TOY_SCORES)}×{len(CS231N_TOY_SCORES[0])}",
-            "largest |ours − assignment's|",
+            # No "|" for the absolute value: it would split the pipe table's cell.
+            "largest absolute difference, ours against the assignment's",
             _scientific(check["score_difference"]),
             power_of_ten(CS231N_SCORE_TOLERANCE),
             _tick(check["scores_pass"]),
@@ -301,7 +302,8 @@ def target_statement(test_accuracies: Sequence[float], source: str, substitute: 
     result on a stand-in dataset says nothing about real CIFAR-10."""
     summary = stats.summary(test_accuracies)
     bar = f"{100 * target:.0f}%"
-    dropped = f" ({summary.dropped} diverged runs left out)" if summary.dropped else ""
+    runs = "run" if summary.dropped == 1 else "runs"
+    dropped = f" ({summary.dropped} diverged {runs} left out)" if summary.dropped else ""
     if summary.n == 0:
         measured = f"no test accuracy on {source}: every run diverged"
         verdict = "the target is not met"
@@ -477,18 +479,34 @@ def gap_matches_expectation(result) -> bool | None:
 
 def gap_expectation(result, profile_name: str) -> str:
     """Whether the measurements agree with the usual reasoning, worded for
-    the profile that produced them (never empty)."""
+    the profile that produced them (never empty). A change in the opposite
+    direction contradicts the reasoning; no clear change where a shrinking
+    gap was expected merely fails to confirm it."""
     matches = gap_matches_expectation(result)
     if matches is None:
         return "cannot test this reasoning: a factor has a single seed or no finite run, so no interval"
     if matches:
         return "agree with this reasoning"
-    differing = [FACTOR_CHANGES[f] for f, item in gap_summary(result).items()
-                 if item["direction"] not in EXPECTED_DIRECTIONS[f]]
-    text = f"do not fully agree with this reasoning (it differs for {', '.join(differing)})"
+    contradicted, unconfirmed = [], []
+    for factor, item in gap_summary(result).items():
+        if item["direction"] in EXPECTED_DIRECTIONS[factor]:
+            continue
+        opposite = item["direction"] in ("widens", "shrinks")
+        (contradicted if opposite else unconfirmed).append(FACTOR_CHANGES[factor])
+    parts = []
+    if contradicted:
+        parts.append(f"contradict it for {' and '.join(contradicted)}")
+    if unconfirmed:
+        parts.append(f"show no clear shrinking of the gap with {' and '.join(unconfirmed)}")
+    text = "do not fully agree with this reasoning: they " + ", and ".join(parts)
     if profile_name == "smoke":
         return text + "; with the smoke profile's tiny budgets that says nothing"
-    return text + "; at these budgets the disagreement deserves a closer look"
+    return text + "; at these budgets that deserves a closer look"
+
+
+def sentence_start(clause: str) -> str:
+    """A verdict clause of :mod:`analysis.stats` made to open a sentence."""
+    return clause[:1].upper() + clause[1:]
 
 
 def default_diagnosis(result, levelled: float = 0.01, separated: float = 0.05) -> str:
