@@ -241,6 +241,14 @@ MUTATIONS = {
                                     evaluate=False)
         ),
     ],
+    "mlp-parameters": [
+        # without the biases of the Dense layers, or with one gain per unit only
+        lambda: symbolic.check_parameter_count(count=symbolic.PARAMETER_COUNT - sp.Symbol("H", positive=True, integer=True)
+                                               - sp.Symbol("K", positive=True, integer=True)),
+        lambda: symbolic.check_parameter_count(
+            count=symbolic.PARAMETER_COUNT.subs(symbolic.counting.NU_INPUT, symbolic.counting.NU_INPUT / 2)
+        ),
+    ],
     "layernorm-forward": [
         lambda: symbolic.check_layernorm_forward(normalize=ln._ACTIVATIONS[ln._I] - ln.MU),
     ],
@@ -309,3 +317,9 @@ def test_two_layer_formula_is_the_displayed_one_on_numbers():
 
 def test_central_difference_error_is_printed_from_the_checked_term():
     assert sp.simplify(symbolic.central_difference_error() - hs**2 * f_(xs).diff(xs, 3) / 6) == 0
+
+
+def test_the_mlp_tables_count_with_the_displayed_formula():
+    from analysis.tables import mlp
+
+    assert sp.expand(mlp.parameter_formula() - symbolic.PARAMETER_COUNT) == 0

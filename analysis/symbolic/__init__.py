@@ -11,7 +11,8 @@ per topic:
 * :mod:`~analysis.symbolic.backprop`: backpropagation, checked on a network
   with two hidden layers; the softmax instance, the central difference and
   the two-layer network;
-* :mod:`~analysis.symbolic.layernorm`: layer normalization.
+* :mod:`~analysis.symbolic.layernorm`: layer normalization;
+* :mod:`~analysis.symbolic.counting`: the MNIST network's parameter count.
 
 Nothing heavy runs at import; derivations and checks run on first use and
 are cached.
@@ -75,6 +76,7 @@ from analysis.symbolic.backprop import (
     two_layer_equations,
     two_layer_gradient_formula,
 )
+from analysis.symbolic.counting import PARAMETER_COUNT, check_parameter_count
 from analysis.symbolic.layernorm import (
     check_layernorm_backward,
     check_layernorm_equations,
