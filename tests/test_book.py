@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 import bookcheck
@@ -28,24 +26,8 @@ def test_figures_and_tables_have_captions_and_alt_text():
     assert bookcheck.check_figure_cells(PROJECT_ROOT) == []
 
 
-@pytest.fixture(scope="session")
-def smoke_environment(tmp_path_factory):
-    """Chapters execute under the smoke profile with a private result cache.
-
-    Setting NNSTUDY_CACHE=project keeps the project's own cache instead, so a
-    developer's second run reuses what the first one trained.
-    """
-    saved = dict(os.environ)
-    os.environ["QUARTO_PROFILE"] = "smoke"
-    os.environ.pop("NNSTUDY_PROFILE", None)
-    os.environ.pop("NNSTUDY_REFRESH", None)
-    if os.environ.get("NNSTUDY_CACHE") == "project":
-        os.environ.pop("NNSTUDY_CACHE")
-    else:
-        os.environ["NNSTUDY_CACHE"] = str(tmp_path_factory.mktemp("book-cache"))
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+# smoke_environment (tests/conftest.py) shares its result cache with the render
+# test (tests/test_render.py), which runs last and so trains nothing new.
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
