@@ -54,10 +54,16 @@ def _format(value: float, digits: int, percent: bool) -> str:
 
 
 def _points(value: float, digits: int, percent: bool) -> str:
-    """A difference: percentage points for proportions, plain otherwise."""
-    if percent:
-        return f"{100 * value:.{digits}f} points"
-    return f"{value:.{digits}g}"
+    """A difference: percentage points for proportions, plain otherwise (with
+    a real minus sign)."""
+    text = f"{100 * value:.{digits}f} points" if percent else f"{value:.{digits + 1}g}"
+    return text.replace("-", "−")
+
+
+def _signed(value: float, digits: int, percent: bool) -> str:
+    """A bound without its unit (the upper bound carries it)."""
+    text = f"{100 * value:.{digits}f}" if percent else f"{value:.{digits + 1}g}"
+    return text.replace("-", "−")
 
 
 def _runs(count: int) -> str:
@@ -159,18 +165,20 @@ class Comparison:
             return (f"on a single seed, {a}'s {metric} is {direction} than {b}'s by {size}; "
                     f"one seed allows no interval, so this is not a verdict{dropped}")
         design = "paired over" if self.paired else "unpaired,"
-        interval = (f"{round(100 * self.confidence)}% CI "
-                    f"{_points(self.low, digits, percent)} to {_points(self.high, digits, percent)}"
-                    if percent else
-                    f"{round(100 * self.confidence)}% CI {self.low:.{digits + 1}g} "
-                    f"to {self.high:.{digits + 1}g}")
+        # The interval is quoted in the direction the sentence states ("lower
+        # by 2 points (95% CI 1 to 3 points)"), signed only where no direction is.
+        low, high = (self.low, self.high) if self.difference >= 0 else (-self.high, -self.low)
+        if self.outcome == "unclear":
+            low, high = self.low, self.high
+        interval = (f"{round(100 * self.confidence)}% CI {_signed(low, digits, percent)} "
+                    f"to {_points(high, digits, percent)}")
         seeds = f"{self.n} seeds"
         record = f", {a} better on {self.wins} of {self.n}" if self.paired else ""
         if self.outcome == "tie":
             return f"{a} and {b} reach the same {metric} on every one of {seeds}{dropped}"
         if self.outcome == "unclear":
             return (f"there is no clear difference in {metric} between {a} and {b}: "
-                    f"the mean difference is {_points(self.difference, digits, percent)} "
+                    f"the mean difference {a} − {b} is {_points(self.difference, digits, percent)} "
                     f"({interval}, which includes zero; {design} {seeds}{record}){dropped}")
         return (f"{a}'s {metric} is {direction} than {b}'s by {size} "
                 f"({interval}; {design} {seeds}{record}){dropped}")

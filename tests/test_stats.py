@@ -61,7 +61,8 @@ def test_reversed_result_names_the_other_method():
     base = np.array([0.80, 0.85, 0.90])
     c = stats.compare(base - 0.02, base, names=("Adam", "AdaGrad"))
     assert c.outcome == "b_better" and c.better_name == "AdaGrad"
-    assert c.sentence().startswith("Adam's test accuracy is lower than AdaGrad's by 2.0 points")
+    assert c.sentence().startswith("Adam's test accuracy is lower than AdaGrad's by 2.0 points "
+                                   "(95% CI 2.0 to 2.0 points")   # the interval in the stated direction
     assert "Adam better on 0 of 3" in c.sentence()
 
 
@@ -84,6 +85,7 @@ def test_unclear_difference_says_the_interval_includes_zero():
     assert c.outcome == "unclear"
     assert c.low < 0 < c.high
     assert "no clear difference" in c.sentence() and "includes zero" in c.sentence()
+    assert "the mean difference x − y is 0.0 points (95% CI −13.8 to 13.8 points" in c.sentence()
 
 
 def test_nan_pairs_are_dropped_and_reported():
