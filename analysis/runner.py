@@ -118,7 +118,7 @@ class Run:
     directory: Path                         # becomes the cache entry
     _data: dict = field(default_factory=dict)
     #: For an experiment that declares runs: each run's output, in the order
-    #: ``runs(config)`` listed them (see :func:`experiment`).
+    #: ``runs(profile, config)`` listed them (see :func:`experiment`).
     results: list[dict] = field(default_factory=list)
 
     def data(self, name: str):
@@ -334,7 +334,7 @@ class Experiment:
         key = self.key(profile, {n: d.provenance.fingerprint for n, d in datasets.items()})
         config = self.config(profile)
         started, wall = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
-        results = self._run_all(profile, config, datasets) if self.each else []
+        results = self._run_all(profile, datasets) if self.each else []
         with cache.building(self.name, key) as scratch:
             run = Run(self, profile, config, scratch, datasets, results)
             output = self.function(run, config)
@@ -359,7 +359,8 @@ class Experiment:
 
     def runs(self, profile=None) -> list[dict]:
         """The independent runs this profile's configuration declares."""
-        return [_json_config(item) for item in self.make_runs(self.config(profile))]
+        profile = profiles.resolve(profile)
+        return [_json_config(item) for item in self.make_runs(profile, self.config(profile))]
 
     def run_key(self, item: dict, fingerprints: dict) -> str:
         """A run's own key: what it depends on, not the experiment's whole
@@ -375,7 +376,7 @@ class Experiment:
         }
         return joblib.hash(material, hash_name="sha1")
 
-    def _run_all(self, profile: profiles.Profile, config: dict, datasets: dict) -> list[dict]:
+    def _run_all(self, profile: profiles.Profile, datasets: dict) -> list[dict]:
         """Every declared run, each read from or written to its own cache entry.
 
         Missing runs execute through ``joblib.Parallel`` (processes, ``NNSTUDY_JOBS``
@@ -386,7 +387,7 @@ class Experiment:
         """
         from tqdm import tqdm
 
-        items = [_json_config(item) for item in self.make_runs(config)]
+        items = self.runs(profile)
         fingerprints = {n: d.provenance.fingerprint for n, d in datasets.items()}
         keys = [self.run_key(item, fingerprints) for item in items]
         missing = [i for i, key in enumerate(keys)
@@ -441,8 +442,10 @@ def experiment(*, datasets: tuple[str, ...] = (), config: Callable = lambda prof
     everything else must be JSON-able (NumPy scalars are converted).
 
     An experiment made of independent runs (seeds, sweep points, pool
-    members) declares them: ``runs(config)`` lists one JSON-able dict per run,
-    holding everything that run needs, and ``each(run, item) -> dict``, a
+    members) declares them: ``runs(profile, config)`` lists one JSON-able dict
+    per run, holding everything that run needs (it may read an upstream
+    experiment's result, e.g. a chosen learning rate, which then enters the
+    run's key), and ``each(run, item) -> dict``, a
     module-level function, computes one. Each run is cached on its own and
     the runs execute in parallel processes (:meth:`Experiment._run_all`); the
     experiment's function then assembles ``run.results`` into its result.

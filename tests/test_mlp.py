@@ -102,6 +102,14 @@ def tiny_mnist():
                            x_test=full.x_test[:80], y_test=full.y_test[:80])
 
 
+def train_variants(run, config, variants, keep_images=False, use_test=True):
+    """What the runner does for the chapter's experiments, in this process:
+    every declared run, then the assembly."""
+    runs = experiments.variant_runs(config, variants, use_test)
+    run.results = [experiments.train_one(run, item) for item in runs]
+    return experiments.assemble_variants(run, config, variants, keep_images, use_test)
+
+
 TINY_CONFIG = {"epochs": 2, "seeds": [0, 1], "split_seed": 0, "batch_size": 32,
                "data": {"train": 200, "validation": 50, "test": None}}
 
@@ -118,7 +126,7 @@ def test_variants_of_a_seed_start_from_the_same_dense_weights(tiny_mnist, monkey
     variants = {"adam": {"optimizer": "adam"}, "adagrad": {"optimizer": "adagrad", "learning_rate": 0.05},
                 "layer_norm_after_relu": {"optimizer": "adam", **experiments.LAYER_NORM_VARIANTS[
                     "layer_norm_after_relu"]}}
-    output = experiments.train_variants(_FakeRun(tiny_mnist), TINY_CONFIG, variants, keep_images=True)
+    output = train_variants(_FakeRun(tiny_mnist), TINY_CONFIG, variants, keep_images=True)
     assert len(starts) == 2 * 3
     for seed_index in range(2):
         first, *others = starts[3 * seed_index: 3 * seed_index + 3]
@@ -160,8 +168,8 @@ def test_the_sweep_never_uses_the_test_set(tiny_mnist, monkeypatch):
 
     monkeypatch.setattr(training, "evaluate", recording_evaluate)
     config = {**TINY_CONFIG, "epochs": 1, "seeds": [experiments.SWEEP_SEED]}
-    output = experiments.train_variants(_FakeRun(tiny_mnist), config,
-                                        {"adam@0.001": {"optimizer": "adam"}}, use_test=False)
+    output = train_variants(_FakeRun(tiny_mnist), config,
+                            {"adam@0.001": {"optimizer": "adam"}}, use_test=False)
     assert evaluated and len(tiny_mnist.y_test) not in evaluated     # 80 test digits, never seen
     assert "test_accuracy" not in output["scores"]["adam@0.001"]
     assert "predictions" not in output and "test_labels" not in output

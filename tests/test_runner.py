@@ -323,7 +323,7 @@ def one_seed(run, item):
              "weights": np.concatenate([w.ravel() for w in model.get_weights()])}}
 
 @experiment(config=lambda p: {{"seeds": list({seeds})}},
-            runs=lambda config: [{{"seed": s}} for s in config["seeds"]], each=one_seed)
+            runs=lambda profile, config: [{{"seed": s}} for s in config["seeds"]], each=one_seed)
 def seeds(run, config):
     return {{"final_loss": [r["loss"][-1] for r in run.results],
              "weights": np.stack([r["weights"] for r in run.results])}}

@@ -24,7 +24,8 @@ cross-entropy, batch size 32. The experiments:
   ``keras.layers.LayerNormalization``.
 
 Every training run of the first three uses the same protocol
-(:func:`train_variants`): the validation set is carved from the training
+(:func:`train_one`, one independent run per seed and variant, run in
+parallel processes by the runner): the validation set is carved from the training
 images, training metrics are re-evaluated after each epoch
 (``training.EvaluateOnTraining``), the weights of the epoch with the best
 validation accuracy are restored at the end (``training.restore_best_weights``),
@@ -158,56 +159,80 @@ def _scores(history: dict, test: dict | None) -> dict:
     }
 
 
-def train_variants(run, config: dict, variants: dict[str, dict], keep_images: bool = False,
-                   use_test: bool = True) -> dict:
-    """Train every variant for every seed with the chapter's protocol.
+def variant_runs(config: dict, variants: dict[str, dict], use_test: bool = True) -> list[dict]:
+    """Every (seed, variant) of the chapter's protocol as an independent run.
 
     ``variants`` maps a name to ``{"optimizer", "learning_rate",
     "normalization", "normalize_input", "placement"}`` (a missing
-    ``learning_rate`` means Keras's default). Within a seed, a plain MLP is
-    built once right after seeding; every variant copies its Dense weights
-    and is trained after re-seeding, so all variants of a seed share initial
-    weights and mini-batch order. Returns the per-epoch histories and per-run
-    scores; with ``use_test`` also the test scores, test-set predictions (all
-    seeds) and probabilities (first seed). The sweep passes ``use_test=False``:
-    choosing a setting must not look at the test set.
+    ``learning_rate`` means Keras's default). A run holds everything it needs,
+    so its cache key changes only with what changes its numbers, and a new
+    seed trains only that seed. The sweep passes ``use_test=False``: choosing
+    a setting must not look at the test set.
     """
-    dataset = run.data("mnist")
-    parts = data.split(dataset, profiles.DataBudget(**config["data"]), seed=config["split_seed"])
-    x_train, x_val, x_test = (data.scale01(x) for x in (parts.x_train, parts.x_val, parts.x_test))
-    histories = {name: [] for name in variants}
-    scores = {name: {} for name in variants}
-    predictions = np.zeros((len(variants), len(config["seeds"]), len(parts.y_test)), dtype=np.int64)
-    probabilities = np.zeros((len(variants), len(parts.y_test), 10), dtype=np.float32)
-    parameters, settings = {}, {}
-    for seed_index, seed in enumerate(run.progress(config["seeds"], "seeds")):
-        training.set_seed(seed)
-        reference = build_model({})            # the initial Dense weights of this seed
-        for variant_index, (name, variant) in enumerate(variants.items()):
-            model = build_model(variant)
-            copy_dense_weights(reference, model)
-            training.compile_model(model, make_optimizer(variant["optimizer"],
-                                                         variant.get("learning_rate")))
-            settings[name] = _optimizer_settings(model.optimizer)
-            training.set_seed(seed)            # the same shuffling for every variant
-            history = training.fit(
-                model, x_train, parts.y_train, epochs=config["epochs"], batch_size=config["batch_size"],
-                validation_data=(x_val, parts.y_val),
-                callbacks=[training.EvaluateOnTraining(x_train, parts.y_train),
-                           training.restore_best_weights(config["epochs"]),
-                           run.epoch_bar(f"{name}, seed {seed}")],
-            )
-            histories[name].append(history)
-            parameters[name] = int(model.count_params())
-            # The test set is used here, once, on the restored best-epoch weights.
-            test = training.evaluate(model, x_test, parts.y_test) if use_test else None
-            for key, value in _scores(history, test).items():
-                scores[name].setdefault(key, []).append(value)
-            if use_test:
-                probability = _predict(model, x_test)
-                predictions[variant_index, seed_index] = np.argmax(probability, axis=1)
-                if seed_index == 0:
-                    probabilities[variant_index] = probability
+    shared = {key: config[key] for key in ("epochs", "data", "split_seed", "batch_size")}
+    return [{**shared, "seed": seed, "name": name, "variant": variant, "use_test": use_test,
+             # The probability bars show the first seed only.
+             "keep_probabilities": use_test and seed_index == 0}
+            for seed_index, seed in enumerate(config["seeds"]) for name, variant in variants.items()]
+
+
+def _split(run, item: dict):
+    parts = data.split(run.data("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
+    return parts, tuple(data.scale01(x) for x in (parts.x_train, parts.x_val, parts.x_test))
+
+
+def train_one(run, item: dict) -> dict:
+    """One seed of one variant, with the chapter's protocol.
+
+    The plain MLP is built right after seeding, and the variant copies its
+    Dense weights and is trained after re-seeding, so all variants of a seed
+    share initial weights and mini-batch order (the comparison is paired),
+    whichever process trains them. The test set is used once, on the
+    restored best-epoch weights, and only when ``use_test``.
+    """
+    parts, (x_train, x_val, x_test) = _split(run, item)
+    seed, variant = item["seed"], item["variant"]
+    training.set_seed(seed)
+    reference = build_model({})                # the initial Dense weights of this seed
+    model = build_model(variant)
+    copy_dense_weights(reference, model)
+    training.compile_model(model, make_optimizer(variant["optimizer"], variant.get("learning_rate")))
+    training.set_seed(seed)                    # the same shuffling for every variant
+    history = training.fit(
+        model, x_train, parts.y_train, epochs=item["epochs"], batch_size=item["batch_size"],
+        validation_data=(x_val, parts.y_val),
+        callbacks=[training.EvaluateOnTraining(x_train, parts.y_train),
+                   training.restore_best_weights(item["epochs"]),
+                   run.epoch_bar(f"{item['name']}, seed {seed}")],
+    )
+    test = training.evaluate(model, x_test, parts.y_test) if item["use_test"] else None
+    output = {"history": history, "scores": _scores(history, test),
+              "parameters": int(model.count_params()),
+              "settings": _optimizer_settings(model.optimizer)}
+    if item["use_test"]:
+        probability = _predict(model, x_test)
+        output["predictions"] = np.argmax(probability, axis=1).astype(np.int64)
+        if item["keep_probabilities"]:
+            output["probabilities"] = probability.astype(np.float32)
+    return output
+
+
+def assemble_variants(run, config: dict, variants: dict[str, dict], keep_images: bool = False,
+                      use_test: bool = True) -> dict:
+    """The runs of :func:`variant_runs`, gathered per variant in seed order.
+
+    Returns the per-epoch histories and per-run scores; with ``use_test``
+    also the test scores, test-set predictions (all seeds) and probabilities
+    (first seed).
+    """
+    results = {(item["seed"], item["name"]): result
+               for item, result in zip(variant_runs(config, variants, use_test), run.results)}
+    seeds = list(config["seeds"])
+    histories = {name: [results[seed, name]["history"] for seed in seeds] for name in variants}
+    scores = {name: {key: [results[seed, name]["scores"][key] for seed in seeds]
+                     for key in results[seeds[0], name]["scores"]} for name in variants}
+    first = {name: results[seeds[0], name] for name in variants}
+    parts, (x_train, _, _) = _split(run, config)
     output = {
         "variants": list(variants),
         "optimizers": {name: variant["optimizer"] for name, variant in variants.items()},
@@ -215,11 +240,11 @@ def train_variants(run, config: dict, variants: dict[str, dict], keep_images: bo
         "learning_rates": {name: float(variant.get("learning_rate")
                                        or default_learning_rate(variant["optimizer"]))
                            for name, variant in variants.items()},
-        "seeds": list(config["seeds"]),
+        "seeds": seeds,
         "histories": histories,
         "scores": scores,
-        "parameters": parameters,
-        "optimizer_settings": settings,
+        "parameters": {name: first[name]["parameters"] for name in variants},
+        "optimizer_settings": {name: first[name]["settings"] for name in variants},
         "data": {
             **parts.sizes(),
             "image_shape": list(parts.x_train.shape[1:]),
@@ -229,8 +254,11 @@ def train_variants(run, config: dict, variants: dict[str, dict], keep_images: bo
         },
     }
     if use_test:
-        output.update(test_labels=parts.y_test.astype(np.int64), predictions=predictions,
-                      probabilities=probabilities)
+        output.update(
+            test_labels=parts.y_test.astype(np.int64),
+            predictions=np.stack([np.stack([results[seed, name]["predictions"] for seed in seeds])
+                                  for name in variants]),
+            probabilities=np.stack([first[name]["probabilities"] for name in variants]))
     if keep_images:
         output["test_images"] = np.ascontiguousarray(parts.x_test)
         output["sample_images"] = np.ascontiguousarray(parts.x_train[:SAMPLE_DIGITS])
@@ -274,13 +302,17 @@ def best_rate(rates, accuracies) -> float:
     return float(rates[min(finite)[1]])
 
 
-@experiment(datasets=("mnist",), config=_sweep_config)
+def sweep_variants(config: dict) -> dict[str, dict]:
+    return {sweep_name(optimizer, rate): {"optimizer": optimizer, "learning_rate": rate}
+            for optimizer, rates in config["learning_rates"].items() for rate in rates}
+
+
+@experiment(datasets=("mnist",), config=_sweep_config, each=train_one,
+            runs=lambda profile, config: variant_runs(config, sweep_variants(config), use_test=False))
 def learning_rates(run, config):
     """Each optimizer at each rate, once, for the sweep's epochs; the rate is chosen
     on validation accuracy at the best epoch. The test set is not used."""
-    variants = {sweep_name(optimizer, rate): {"optimizer": optimizer, "learning_rate": rate}
-                for optimizer, rates in config["learning_rates"].items() for rate in rates}
-    output = train_variants(run, config, variants, use_test=False)
+    output = assemble_variants(run, config, sweep_variants(config), use_test=False)
     chosen = {}
     for optimizer, rates in config["learning_rates"].items():
         accuracies = [output["scores"][sweep_name(optimizer, rate)]["best_val_accuracy"][0]
@@ -315,12 +347,13 @@ def comparison_variants(chosen: dict[str, float]) -> tuple[dict[str, dict], dict
             config=lambda profile: {**_training_config(profile), "optimizers": list(OPTIMIZER_LABELS),
                                     # The tuned rates come from the sweep: a
                                     # dependency, so its key is part of ours.
-                                    "learning_rates_key": learning_rates.key(profile)})
+                                    "learning_rates_key": learning_rates.key(profile)},
+            each=train_one, runs=lambda profile, config: variant_runs(
+                config, comparison_variants(learning_rates(profile)["chosen"])[0]))
 def optimizers(run, config):
     """The plain MLP with each optimizer at its default and its tuned rate, over the seeds."""
-    chosen = learning_rates(run.profile)["chosen"]
-    variants, tuned = comparison_variants(chosen)
-    output = train_variants(run, config, variants, keep_images=True)
+    variants, tuned = comparison_variants(learning_rates(run.profile)["chosen"])
+    output = assemble_variants(run, config, variants, keep_images=True)
     return {**output, "tuned": tuned,
             "defaults": {name: name for name in config["optimizers"]}}
 
@@ -350,15 +383,23 @@ def chosen_optimizer(optimizers_result) -> str:
             config=lambda profile: {**_training_config(profile), "variants": LAYER_NORM_VARIANTS,
                                     # The optimizer comes from this result: a
                                     # dependency, so its key is part of ours.
-                                    "optimizers_key": optimizers.key(profile)})
+                                    "optimizers_key": optimizers.key(profile)},
+            each=train_one, runs=lambda profile, config: variant_runs(
+                config, layer_norm_variants(optimizers(profile))[0]))
 def layer_norm(run, config):
     """The layer-normalized MLPs, trained with the tuned optimizer that validated better."""
-    upstream = optimizers(run.profile)
-    plain = chosen_optimizer(upstream)
-    optimizer, rate = upstream["optimizers"][plain], upstream["learning_rates"][plain]
+    variants, optimizer, plain = layer_norm_variants(optimizers(run.profile))
+    return {**assemble_variants(run, config, variants), "optimizer": optimizer, "plain": plain}
+
+
+def layer_norm_variants(optimizers_result) -> tuple[dict[str, dict], str, str]:
+    """Both placements with the tuned optimizer (and rate) that validated better."""
+    plain = chosen_optimizer(optimizers_result)
+    optimizer = optimizers_result["optimizers"][plain]
+    rate = optimizers_result["learning_rates"][plain]
     variants = {name: {"optimizer": optimizer, "learning_rate": rate, **placement}
                 for name, placement in LAYER_NORM_VARIANTS.items()}
-    return {**train_variants(run, config, variants), "optimizer": optimizer, "plain": plain}
+    return variants, optimizer, plain
 
 
 # --------------------------------------------------------------------------

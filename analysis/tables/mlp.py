@@ -96,7 +96,7 @@ def compare(result_scores: dict, first: str, second: str, score: str) -> stats.C
     """``first`` against ``second`` on ``score`` (a key of :data:`SCORES`), paired over seeds.
 
     Paired, because seed i gives every variant the same initial Dense weights
-    and the same mini-batches (``experiments.mlp.train_variants``).
+    and the same mini-batches (``experiments.mlp.train_one``).
     """
     if score not in SCORES:
         raise ValueError(f"unknown score {score!r}; choose from {', '.join(SCORES)}")
