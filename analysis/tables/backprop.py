@@ -74,19 +74,25 @@ def equation(equations: Iterable[symbolic.Equation], label: str) -> Markdown:
     raise ValueError(f"no equation labelled {label!r}; known labels: {known}")
 
 
-def equation_checks(equations: Iterable[symbolic.Equation], checks: Mapping[str, bool]) -> Markdown:
+def equation_checks(equations: Iterable[symbolic.Equation], checks: Mapping[str, bool] | None = None) -> Markdown:
     """One row per displayed equation: what it states, how SymPy checked it,
-    and whether the check passed (computed when the page is built)."""
+    and whether the check passed (run when the page is built). A definition
+    has no check and says so; ``checks`` overrides results by key (tests)."""
     rows = []
     for item in equations:
-        if item.check not in checks:
-            raise ValueError(f"{item.label} names check {item.check!r}, which was not computed")
+        if item.is_definition:
+            rows.append((f"@{item.label}", item.description, "—", "definition"))
+            continue
+        results = symbolic.run_checks(item.checks) if checks is None else checks
+        missing = [key for key in item.checks if key not in results]
+        if missing:
+            raise ValueError(f"{item.label} names check {missing[0]!r}, which was not computed")
         rows.append(
             (
                 f"@{item.label}",
                 item.description,
-                symbolic.CHECK_DESCRIPTIONS[item.check],
-                _tick(checks[item.check]),
+                " ".join(symbolic.CHECK_DESCRIPTIONS[key] for key in item.checks),
+                _tick(all(results[key] for key in item.checks)),
             )
         )
     return markdown(rows, ("Equation", "States", "SymPy's check", "Passed"), note=SYMPY_NOTE)
