@@ -9,6 +9,7 @@ CPU. ``benchmarks/fit_speed.py`` measures the gain.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import keras
@@ -16,8 +17,10 @@ import numpy as np
 
 #: Steps per call into the compiled train function. 32 was the fastest of
 #: 1/8/32/128 on a 2-core CPU for the MNIST MLP (see benchmarks/fit_speed.py);
-#: larger values only delay callbacks and progress.
-STEPS_PER_EXECUTION = 32
+#: larger values only delay callbacks and progress. NNSTUDY_STEPS_PER_EXECUTION=1
+#: gives Keras's plain ``fit``, the baseline of benchmarks/parallel_runs.py; it
+#: changes how steps are dispatched, never the numbers.
+STEPS_PER_EXECUTION = int(os.environ.get("NNSTUDY_STEPS_PER_EXECUTION", "32"))
 
 #: Batch size for evaluation passes; it changes only the summation order.
 EVALUATION_BATCH_SIZE = 1024
