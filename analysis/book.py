@@ -12,7 +12,7 @@ from IPython.display import Markdown
 
 from analysis import profiles
 
-__all__ = ["profile", "Markdown", "data_callout", "percent", "number", "setup"]
+__all__ = ["profile", "Markdown", "data_callout", "percent", "number", "setup", "chapter_list"]
 
 profile = profiles.current()
 
@@ -66,3 +66,29 @@ def number(value: float, digits: int = 3) -> str:
     """A float with thousands separators for integers."""
     value = float(value)
     return f"{int(value):,}" if value.is_integer() else f"{value:.{digits}g}"
+
+
+def chapter_list() -> Markdown:
+    """A bullet per chapter of ``_quarto.yml``: a cross-reference and its title.
+
+    Read from the book's configuration, so the front page never promises a
+    chapter that does not exist or forgets one that does.
+    """
+    import re
+
+    import yaml
+
+    from analysis.config import PROJECT_ROOT
+
+    book = yaml.safe_load((PROJECT_ROOT / "_quarto.yml").read_text(encoding="utf-8"))["book"]
+    items = []
+    for entry in book["chapters"]:
+        path = entry if isinstance(entry, str) else entry.get("href", "")
+        if not path.startswith("chapters/"):
+            continue
+        heading = next(line for line in (PROJECT_ROOT / path).read_text(encoding="utf-8").splitlines()
+                       if line.startswith("# "))
+        match = re.match(r"# (.*?)\s*\{#(sec-[\w-]+)", heading)
+        if match:
+            items.append(f"- @{match.group(2)}: {match.group(1)}")
+    return Markdown("\n".join(items))

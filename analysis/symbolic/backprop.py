@@ -763,13 +763,15 @@ W1 = sp.MatrixSymbol("W_1", _D2, _H2)
 W2 = sp.MatrixSymbol("W_2", _H2, _C2)
 B1 = sp.MatrixSymbol("b_1", _H2, 1)
 B2 = sp.MatrixSymbol("b_2", _C2, 1)
-HIDDEN = sp.MatrixSymbol("H", _N2, _H2)
+# The hidden activations are A (H is the hidden layer's width elsewhere in
+# the book; the assignment's code calls this matrix H).
+HIDDEN = sp.MatrixSymbol("A", _N2, _H2)
 SCORES = sp.MatrixSymbol("S", _N2, _C2)
 G = sp.MatrixSymbol("G", _N2, _C2)
-G_HIDDEN = sp.MatrixSymbol("G_H", _N2, _H2)
+G_HIDDEN = sp.MatrixSymbol("G_A", _N2, _H2)
 P2 = sp.MatrixSymbol("P", _N2, _C2)
 Y2 = sp.MatrixSymbol("Y", _N2, _C2)
-HIDDEN_SLOPE = sp.MatrixSymbol(r"\mathbb{1}\left[H > 0\right]", _N2, _H2)
+HIDDEN_SLOPE = sp.MatrixSymbol(r"\mathbb{1}\left[A > 0\right]", _N2, _H2)
 REG = sp.Symbol(r"\lambda", positive=True)
 ONES_N = sp.OneMatrix(_N2, 1)
 _I2, _K2 = sp.symbols("i k", integer=True, positive=True)
@@ -788,7 +790,7 @@ def two_layer_equations() -> tuple[Equation, ...]:
     cross_entropy_term = -sp.Sum(sp.Sum(_YI[_I2, _K2] * sp.log(_PI[_I2, _K2]), (_K2, 1, _C2)), (_I2, 1, _N2)) / _N2
     loss_template = (
         "\\begin{aligned}\n"
-        r"H &= <<hidden>>, \qquad S = <<scores>>, \\" "\n"
+        r"A &= <<hidden>>, \qquad S = <<scores>>, \\" "\n"
         r"\mathcal{L} &= <<cross_entropy>> \\" "\n"
         r"&\quad + <<penalty>>"
         "\n\\end{aligned}"
@@ -796,7 +798,7 @@ def two_layer_equations() -> tuple[Equation, ...]:
     gradients_template = (
         "\\begin{aligned}\n"
         r"G &= <<G>>, & \frac{\partial \mathcal{L}}{\partial W_2} &= <<W2>>, \\" "\n"
-        r"\frac{\partial \mathcal{L}}{\partial b_2} &= <<b2>>, & G_H &= <<G_H>>, \\" "\n"
+        r"\frac{\partial \mathcal{L}}{\partial b_2} &= <<b2>>, & G_A &= <<G_H>>, \\" "\n"
         r"\frac{\partial \mathcal{L}}{\partial W_1} &= <<W1>>, & \frac{\partial \mathcal{L}}{\partial b_1} &= <<b1>>"
         "\n\\end{aligned}"
     )
@@ -871,7 +873,7 @@ def _two_layer_loss(X, W1_value, b1_value, W2_value, b2_value, targets, penalty=
 @check(
     "two-layer-gradients",
     "On a symbolic 2-example, 2-2-2 network with generic f, built from eq-two-layer-loss (penalty included), sympy.diff "
-    "of the loss equals every entry of the displayed matrix formulas; ReLU's f' is the indicator of H > 0 by its verified output form.",
+    "of the loss equals every entry of the displayed matrix formulas; ReLU's f' is the indicator of A > 0 by its verified output form.",
 )
 def check_two_layer_gradients(formulas=None, penalty=None, examples: int = 2, inputs: int = 2,
                               hidden_units: int = 2, classes: int = 2) -> bool:
