@@ -8,6 +8,8 @@ has one small branch per backend and returns NumPy arrays.
 
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 
@@ -18,6 +20,38 @@ def _backend() -> str:
 
 def _unsupported(name: str):
     return NotImplementedError(f"gradients are not implemented for the {name!r} backend")
+
+
+@contextlib.contextmanager
+def float64_precision():
+    """A context in which float64 layers really compute in float64.
+
+    TensorFlow and PyTorch honour ``dtype="float64"`` as they are. On JAX two
+    things truncate 64-bit numbers to 32 bits, silently: JAX itself unless
+    its ``jax_enable_x64`` option is on, and Keras's type promotion, which
+    maps float64 to float32 on JAX whatever that option says (so ``tanh`` of
+    a float64 tensor comes back float32; Keras 3.15). Either would make a
+    float64 finite-difference check fail for reasons unrelated to the
+    gradient. Both are switched only inside the context, since the book's
+    float32 training needs neither. Build the model *inside* the context:
+    variables take their dtype when they are created.
+    """
+    if _backend() != "jax":
+        yield
+        return
+    import jax
+    from keras.src.backend.common import dtypes
+
+    # Keras's table of 64-to-32-bit dtypes, read by every promotion on JAX.
+    table = dtypes.BIT64_TO_BIT32_DTYPE
+    saved = dict(table)
+    table.pop("float64", None)
+    try:
+        with jax.enable_x64(True):
+            yield
+    finally:
+        table.clear()
+        table.update(saved)
 
 
 def weight_gradients(model: keras.Model, x, y, loss=None, training: bool = False) -> list[np.ndarray]:

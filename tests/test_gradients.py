@@ -23,6 +23,14 @@ from analysis.config import PROJECT_ROOT
 STEP = 1e-6
 
 
+@pytest.fixture
+def float64():
+    """The test's float64 models really compute in float64 (on JAX that needs
+    x64 switched on, for this test only; see gradients.float64_precision)."""
+    with gradients.float64_precision():
+        yield
+
+
 def tiny_network(seed: int = 0) -> keras.Model:
     """A float64 network 3 → 4 (tanh) → 3 (sigmoid) → 2 (softmax)."""
     training.set_seed(seed)
@@ -65,7 +73,7 @@ def finite_differences(model, x, y) -> list[np.ndarray]:
     return estimates
 
 
-def test_weight_gradients_equal_finite_differences():
+def test_weight_gradients_equal_finite_differences(float64):
     model, (x, y) = tiny_network(), tiny_batch()
     analytic = gradients.weight_gradients(model, x, y)
     numeric = finite_differences(model, x, y)
@@ -75,7 +83,7 @@ def test_weight_gradients_equal_finite_differences():
         np.testing.assert_allclose(exact, estimate, rtol=1e-6, atol=1e-9)
 
 
-def test_the_finite_difference_check_rejects_a_wrong_gradient():
+def test_the_finite_difference_check_rejects_a_wrong_gradient(float64):
     """The tolerance above is tight enough to catch a 1% error or a swapped layer."""
     model, (x, y) = tiny_network(), tiny_batch()
     analytic = gradients.weight_gradients(model, x, y)
@@ -87,7 +95,7 @@ def test_the_finite_difference_check_rejects_a_wrong_gradient():
     assert not np.allclose(other[kernel], numeric[kernel], rtol=1e-6, atol=1e-9)
 
 
-def test_max_abs_kernel_gradients_takes_each_dense_kernel_in_order():
+def test_max_abs_kernel_gradients_takes_each_dense_kernel_in_order(float64):
     model, (x, y) = tiny_network(), tiny_batch()
     maxima = gradients.max_abs_kernel_gradients(model, x, y)
     assert list(maxima) == ["first", "second", "output"]
@@ -156,7 +164,7 @@ def finite_difference_errors(model, x, y) -> dict[str, np.ndarray]:
 
 
 @pytest.mark.parametrize("build", [tiny_network, tiny_normalized_network])
-def test_the_error_measurement_equals_finite_differences(build):
+def test_the_error_measurement_equals_finite_differences(build, float64):
     """max |δ| of each layer, read from the error bias's gradient, is the
     largest derivative of the loss with respect to a shift of one unit of the
     activation's input (eq-bias-grad), on plain and layer-normalized layers."""
@@ -171,7 +179,7 @@ def test_the_error_measurement_equals_finite_differences(build):
         assert value == pytest.approx(np.abs(numeric[name]).max(), rel=1e-6, abs=1e-10)
 
 
-def test_the_error_check_rejects_a_wrong_layer_or_the_wrong_bias():
+def test_the_error_check_rejects_a_wrong_layer_or_the_wrong_bias(float64):
     """The comparison above fails for the neighbouring layer's error, and for
     the Dense bias behind a layer normalization (which is not δ)."""
     model, (x, y) = tiny_normalized_network(), tiny_batch()
@@ -196,7 +204,7 @@ def test_error_biases_follow_the_normalization():
     assert paths(gradients.error_biases(plain)) == ["hidden_1/bias", "output/bias"]
 
 
-def test_input_gradient_is_the_vector_jacobian_product():
+def test_input_gradient_is_the_vector_jacobian_product(float64):
     training.set_seed(0)
     layer = keras.layers.Dense(3, dtype="float64")
     rng = np.random.default_rng(1)
@@ -285,9 +293,8 @@ OTHER_SIDE = textwrap.dedent('''
 
 
 def compare_with_backend(tmp_path, backend: str, activation: str, normalization):
-    """Gradients here (TensorFlow) and in a subprocess on ``backend``, same weights."""
-    if keras.backend.backend() != "tensorflow":
-        pytest.skip("the reference side of this test runs on TensorFlow")
+    """Gradients here (this process's backend) and in a subprocess on
+    ``backend``, from the same weights."""
     spec = {"backend": backend, "hidden_units": [16, 16, 16], "activation": activation,
             "input_shape": [6], "normalization": normalization, "training": True}
     training.set_seed(0)
@@ -314,15 +321,36 @@ def compare_with_backend(tmp_path, backend: str, activation: str, normalization)
         np.testing.assert_allclose(other, reference, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("jax") is None,
-                    reason="JAX is not installed; the JAX branch of analysis.gradients "
-                           "is compared with TensorFlow only where both backends exist")
+#: Each backend's counterpart: the test runs from either side.
+OTHER_BACKEND = {"tensorflow": "jax", "jax": "tensorflow"}
+
+
+@pytest.mark.skipif(any(importlib.util.find_spec(name) is None for name in ("jax", "tensorflow")),
+                    reason="the JAX and TensorFlow branches of analysis.gradients are "
+                           "compared only where both backends are installed")
 @pytest.mark.parametrize("activation, normalization", [("sigmoid", None), ("lecun", "batch")])
 def test_tensorflow_and_jax_gradients_agree(tmp_path, activation, normalization):
-    compare_with_backend(tmp_path, "jax", activation, normalization)
+    if keras.backend.backend() not in OTHER_BACKEND:
+        pytest.skip(f"compares TensorFlow with JAX, not {keras.backend.backend()}")
+    compare_with_backend(tmp_path, OTHER_BACKEND[keras.backend.backend()], activation, normalization)
 
 
 def test_the_comparison_harness_reproduces_gradients_across_processes(tmp_path):
-    """The same harness with TensorFlow on both sides: the weights survive the
-    trip through the .npz file, so a JAX mismatch would be the backend's."""
-    compare_with_backend(tmp_path, "tensorflow", "lecun", "batch")
+    """The same harness with this backend on both sides: the weights survive
+    the trip through the .npz file, so a mismatch between backends would be
+    the backends'."""
+    compare_with_backend(tmp_path, keras.backend.backend(), "lecun", "batch")
+
+
+def test_float64_precision_is_switched_on_only_inside_its_context():
+    """Inside, a float64 tanh stays float64 on every backend; outside, JAX's
+    default (32 bits) is back, so the book's float32 training is untouched."""
+    values = np.linspace(-1.0, 1.0, 5)
+
+    def tanh_dtype():
+        return keras.ops.convert_to_numpy(
+            keras.ops.tanh(keras.ops.convert_to_tensor(values, dtype="float64"))).dtype
+
+    with gradients.float64_precision():
+        assert tanh_dtype() == np.float64
+    assert tanh_dtype() == (np.float32 if keras.backend.backend() == "jax" else np.float64)
