@@ -118,7 +118,7 @@ def sweep_table(result):
         shown = f"{value:g}" + (" (chosen)" if name == result["chosen_name"] else "")
         rows.append([shown, _cell(run["val_accuracy"], True), _cell(run["best_val_accuracy"], True),
                      _cell(run["train_accuracy"], True), _cell(gap, True),
-                     _cell(run["weight_norm"], False, 1)])
+                     _cell(run["weight_norm"], False, 2)])
     head = "λ" if kind == "l2" else "Dropout rate"
     note = (f"Mean ± sample standard deviation over {count(len(result['seeds']), 'seed')} of the sweep "
             f"(seeds {', '.join(str(s) for s in result['seeds'])}), after "
@@ -135,7 +135,7 @@ def summary_table(result):
         run = result["scores"][name]
         rows.append([label(name, result), _cell(run["test_accuracy"], True), _cell(run["gap"], True),
                      _cell(run["train_accuracy"], True), _cell(run["epochs_trained"], False, 1),
-                     _cell(run["weight_norm"], False, 1)])
+                     _cell(run["weight_norm"], False, 2)])
     note = (f"Mean ± sample standard deviation over {count(len(result['seeds']), 'seed')}; the gap is "
             "training accuracy minus test accuracy of the weights each run ends with.")
     return markdown(rows, ("Method", "Test accuracy", "Train − test gap", "Training accuracy",
@@ -235,7 +235,7 @@ def best_method(result) -> str:
     if not finite:
         return "every run diverged, so no method has a mean test accuracy"
     best = max(finite, key=finite.get)
-    return f"the highest mean test accuracy in @tbl-generalization-summary is that of {label(best, result)}"
+    return f"the highest mean test accuracy is that of {label(best, result)}"
 
 
 def budget_callout(profile, result, sweep) -> str:
