@@ -268,11 +268,17 @@ def test_budgets_keep_the_protocol_s_step_counts():
 
 
 @pytest.fixture
-def tiny_profile():
+def tiny_profile(monkeypatch):
+    """A profile too small for the chapter, for this test only. The runner
+    hands its runs the profile by name, so the name is registered (and runs
+    execute in this process, where the registration is seen)."""
     smoke = profiles.get("smoke")
     budget = profiles.DepthBudget(mnist=profiles.DataBudget(train=96, validation=32, test=64),
                                   steps=8, snapshot_steps=5, depths=(3,), gradient_batch=16)
-    return dataclasses.replace(smoke, name="tiny", seeds=2, depth=budget)
+    tiny = dataclasses.replace(smoke, name="tiny", seeds=2, depth=budget)
+    monkeypatch.setitem(profiles.PROFILES, "tiny", tiny)
+    monkeypatch.setenv("NNSTUDY_JOBS", "1")
+    return tiny
 
 
 def test_activations_experiment_records_every_run_and_is_cached(cache_dir, tiny_profile):
@@ -291,9 +297,9 @@ def test_activations_experiment_records_every_run_and_is_cached(cache_dir, tiny_
     assert experiments.activations(tiny_profile).from_cache
 
 
-def test_a_reused_model_starts_each_seed_from_that_seeds_fresh_weights(cache_dir, tiny_profile):
-    """The experiment compiles once per architecture; seed 1 must still start
-    exactly where a model freshly built under seed 1 starts."""
+def test_each_run_starts_from_its_seeds_fresh_weights(cache_dir, tiny_profile):
+    """Every (architecture, seed) run starts exactly where a model freshly
+    built under its seed starts, and the seeds differ."""
     result = experiments.lecun(tiny_profile)
     config = result.provenance["config"]
     parts = data.split(data.load("mnist"), profiles.DataBudget(**config["data"]), seed=0)
@@ -359,3 +365,18 @@ def test_remedies_cover_each_activation_with_matched_initialisation(tiny_profile
                         ("relu", "he_normal", "layer"), ("tanh", "glorot_uniform", "batch"),
                         ("tanh", "glorot_uniform", "layer"), ("sigmoid", "glorot_x16", None),
                         ("sigmoid", "glorot_x16", "batch"), ("sigmoid", "glorot_x16", "layer")}
+
+
+def test_every_architecture_and_seed_is_a_run_of_its_own(tiny_profile):
+    """The runner caches and trains each (architecture, seed) on its own; a
+    run holds what it needs, not the experiment's list of seeds."""
+    runs = experiments.activations.runs(tiny_profile)
+    assert [(r["depth"], r["activation"], r["seed"]) for r in runs] == [
+        (3, name, seed) for name in experiments.ACTIVATIONS for seed in (0, 1)]
+    assert all("seeds" not in r and r["steps"] == 8 and r["initializer"] == "glorot_uniform"
+               for r in runs)
+    remedies = experiments.remedies.runs(tiny_profile)
+    variants = experiments.remedies.config(tiny_profile)["variants"]
+    assert len(remedies) == len(variants) * 2
+    assert {(r["activation"], r["initializer"], r["normalization"]) for r in remedies} == {
+        (v["activation"], v["initializer"], v["normalization"]) for v in variants}

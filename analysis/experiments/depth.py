@@ -19,6 +19,10 @@ largest absolute gradient of the loss with respect to the kernel and to the
 bias added just before the activation -- the latter is the layer's error δ
 averaged over the batch (eq-bias-grad) -- at initialisation and after
 ``snapshot_steps`` steps.
+
+Each (architecture, seed) is an independent run (:func:`architecture_runs`,
+:func:`train_run`): the runner caches each on its own and trains them in
+parallel processes; each experiment assembles its runs' records.
 """
 
 from __future__ import annotations
@@ -148,9 +152,24 @@ def _epoch_order(seed: int, images: int, epochs: int) -> list[np.ndarray]:
 # The shared training routine
 
 
+#: The last preparation, kept for the process: a worker that trains several
+#: runs of the chapter splits and scales the images once.
+_prepared: dict = {}
+
+
 def _prepare(run, config) -> dict:
     """Train/validation/test arrays scaled to [0, 1], and the fixed mini-batch."""
-    parts = data.split(run.data("mnist"), profiles.DataBudget(**config["data"]), seed=0)
+    dataset = run.data("mnist")
+    key = (dataset.provenance.fingerprint, tuple(sorted(config["data"].items())),
+           config["gradient_batch"])
+    if key not in _prepared:
+        _prepared.clear()
+        _prepared[key] = _split(dataset, config)
+    return _prepared[key]
+
+
+def _split(dataset, config) -> dict:
+    parts = data.split(dataset, profiles.DataBudget(**config["data"]), seed=0)
     arrays = {
         "x_train": data.scale01(parts.x_train), "y_train": parts.y_train,
         "x_val": data.scale01(parts.x_val), "y_val": parts.y_val,
@@ -182,30 +201,53 @@ def _build(config, *, depth, activation, initializer, normalization):
                       kernel_initializer=kernel_initializer, normalization=normalization)
 
 
-def _train_configuration(run, config, arrays, **architecture) -> list[dict]:
-    """Train one architecture once per seed; a list of per-seed records.
+#: What a run needs from the experiment's configuration (the seeds and the
+#: list of architectures are the experiment's, not the run's).
+RUN_SETTINGS = ("data", "steps", "snapshot_steps", "gradient_batch", "units", "learning_rate",
+                "batch_size", "curve_points", "loss", "input_scaling")
 
-    The first seed's model is compiled; later seeds reuse it with the initial
-    weights of a model freshly built under their seed, and the optimizer's
-    step counter set back to zero (plain SGD keeps no other state). This is
-    the same training as compiling a new model, without tracing the train and
-    test functions again, which takes seconds for a 40-layer network.
+#: The keys of an architecture, in the order a run's record lists them.
+ARCHITECTURE = ("depth", "activation", "initializer", "normalization")
+
+
+def architecture_runs(config: dict, architectures: list[dict]) -> list[dict]:
+    """Every (architecture, seed) as an independent run, architecture by
+    architecture, seeds in order. A run holds everything it needs, so its
+    cache key changes only with what changes its numbers, and a new seed
+    trains only that seed."""
+    shared = {key: config[key] for key in RUN_SETTINGS}
+    return [{**shared, **{key: architecture[key] for key in ARCHITECTURE}, "seed": seed}
+            for architecture in architectures for seed in config["seeds"]]
+
+
+def train_run(run, item: dict) -> dict:
+    """One architecture under one seed, built right after seeding.
+
+    Every architecture trained under a seed sees the same batches
+    (:func:`_epoch_order`), and architectures that differ only in their
+    activation start from the same weights, whichever process trains them,
+    so comparisons between them are paired. A run compiles its own model:
+    tracing a 40-layer network's train function costs a few seconds, which
+    the runs, executed in parallel, pay side by side.
     """
-    model, records = None, []
-    for seed in config["seeds"]:
-        training.set_seed(seed)
-        fresh = _build(config, **architecture)
-        if model is None:
-            model = fresh
-            optimizer = keras.optimizers.SGD(learning_rate=config["learning_rate"])
-            training.compile_model(model, optimizer, loss=config["loss"])
-        else:
-            model.set_weights(fresh.get_weights())
-            model.optimizer.iterations.assign(0)
-        label = f"{architecture['activation']}, depth {architecture['depth']}, seed {seed}"
-        records.append({**architecture, "seed": seed,
-                        **_train_seed(run, config, arrays, model, seed, label)})
-    return records
+    arrays = _prepare(run, item)
+    architecture = {key: item[key] for key in ARCHITECTURE}
+    seed = item["seed"]
+    training.set_seed(seed)
+    model = _build(item, **architecture)
+    training.compile_model(model, keras.optimizers.SGD(learning_rate=item["learning_rate"]),
+                           loss=item["loss"])
+    label = f"{architecture['activation']}, depth {architecture['depth']}, seed {seed}"
+    return _train_seed(run, item, arrays, model, seed, label)
+
+
+def assemble_runs(run, config: dict, architectures: list[dict]) -> dict:
+    """The runs of :func:`architecture_runs`, one record each in the same
+    order (architecture, then seed), with the data's summary."""
+    items = architecture_runs(config, architectures)
+    records = [{**{key: item[key] for key in ARCHITECTURE}, "seed": item["seed"], **result}
+               for item, result in zip(items, run.results)]
+    return {"runs": records, **_summary(_prepare(run, config), config)}
 
 
 def _train_seed(run, config, arrays, model, seed: int, label: str) -> dict:
@@ -248,40 +290,38 @@ def _summary(arrays, config) -> dict:
     }
 
 
-def _train_grid(run, config) -> dict:
-    arrays = _prepare(run, config)
-    combinations = [(depth, name) for depth in config["depths"] for name in config["activations"]]
-    runs = []
-    for depth, name in run.progress(combinations, "architectures"):
-        runs += _train_configuration(run, config, arrays, depth=depth, activation=name,
-                                     initializer=config["initializer"], normalization=None)
-    return {"runs": runs, **_summary(arrays, config)}
+def grid_architectures(config: dict) -> list[dict]:
+    """The depths × activations of :func:`activations` and :func:`lecun`."""
+    return [{"depth": depth, "activation": name, "initializer": config["initializer"],
+             "normalization": None}
+            for depth in config["depths"] for name in config["activations"]]
+
+
+def remedy_architectures(config: dict) -> list[dict]:
+    """The deepest networks of :func:`remedies`, one per variant."""
+    return [{"depth": config["depth"], **variant} for variant in config["variants"]]
 
 
 # --------------------------------------------------------------------------
 # The experiments
 
 
-@experiment(datasets=("mnist",), config=lambda p: _grid_config(p, ACTIVATIONS))
+@experiment(datasets=("mnist",), config=lambda p: _grid_config(p, ACTIVATIONS), each=train_run,
+            runs=lambda profile, config: architecture_runs(config, grid_architectures(config)))
 def activations(run, config):
     """The nine models (depths × ReLU/tanh/sigmoid), Glorot uniform initialisation."""
-    return _train_grid(run, config)
+    return assemble_runs(run, config, grid_architectures(config))
 
 
-@experiment(datasets=("mnist",), config=lambda p: _grid_config(p, ("lecun",)))
+@experiment(datasets=("mnist",), config=lambda p: _grid_config(p, ("lecun",)), each=train_run,
+            runs=lambda profile, config: architecture_runs(config, grid_architectures(config)))
 def lecun(run, config):
     """The same depths with LeCun's scaled tanh (compare with tanh in activations)."""
-    return _train_grid(run, config)
+    return assemble_runs(run, config, grid_architectures(config))
 
 
-@experiment(datasets=("mnist",), config=_remedies_config)
+@experiment(datasets=("mnist",), config=_remedies_config, each=train_run,
+            runs=lambda profile, config: architecture_runs(config, remedy_architectures(config)))
 def remedies(run, config):
     """The deepest networks with matched initialisation, and with batch or layer norm."""
-    arrays = _prepare(run, config)
-    runs = []
-    for variant in run.progress(config["variants"], "architectures"):
-        runs += _train_configuration(run, config, arrays, depth=config["depth"],
-                                     activation=variant["activation"],
-                                     initializer=variant["initializer"],
-                                     normalization=variant["normalization"])
-    return {"runs": runs, **_summary(arrays, config)}
+    return assemble_runs(run, config, remedy_architectures(config))
