@@ -71,6 +71,17 @@ def test_experiments_at_smoke_return_what_the_chapter_reads(cache_dir):
     # A second call reads the cache instead of training again.
     assert experiments.cifar_sweep("smoke").from_cache
 
+    # Independent runs, each cached on its own: a seed of the default net, a
+    # configuration of the grid, a replicate seed other than the sweep's own
+    # (whose network the grid trained), a gap setting under a seed.
+    assert [(r["seed"], r["keep_curves"]) for r in experiments.cifar_default.runs("smoke")] == [
+        (seed, index == 0) for index, seed in enumerate(seeds)]
+    assert [r["setting"] for r in experiments.sweep_configurations.runs("smoke")] == \
+        experiments._sweep_grid(sweep.provenance["config"])
+    assert [r["seed"] for r in experiments.cifar_sweep.runs("smoke")] == [
+        seed for seed in seeds if seed != sweep.provenance["config"]["seed"]]
+    assert len(experiments.generalization_gap.runs("smoke")) == len(gap["runs"])
+
 
 def test_gap_settings_vary_one_factor_from_the_baseline():
     config = {"train_sizes": [4000, 1000], "hidden_sizes": [50, 200], "regs": [1.0, 0.0, 5.0]}

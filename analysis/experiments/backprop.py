@@ -18,11 +18,18 @@ The experiments, in the chapter's order:
 * :func:`toy_training`: the two-layer net on the toy problem, 100 iterations;
 * :func:`cifar_default`: the two-layer net with the assignment's default
   settings on CIFAR-10 (mean image subtracted, flattened), over seeds;
-* :func:`cifar_sweep`: a grid over hidden size, learning rate,
+* :func:`sweep_configurations`: a grid over hidden size, learning rate,
   regularisation and iterations; the best configuration by validation
-  accuracy, its test accuracy, and the same configuration over more seeds;
+  accuracy and its test accuracy;
+* :func:`cifar_sweep`: the grid's result and the same configuration over
+  more seeds;
 * :func:`generalization_gap`: which of a larger training set, more hidden
   units or stronger regularisation shrinks the train-test gap.
+
+The CIFAR-10 experiments are made of independent runs (a seed, a grid
+configuration, a gap setting under a seed): each declares them, and the
+runner caches each run on its own and trains them in parallel processes
+(NumPy is CPU-bound, so processes help these nets as much as Keras's).
 """
 
 from __future__ import annotations
@@ -294,6 +301,34 @@ def toy_training(run, config):
 # CIFAR-10
 
 
+def default_runs(config: dict) -> list[dict]:
+    """One run per seed of :func:`cifar_default`; the first keeps its curves
+    and weights (the chapter shows those of the first seed)."""
+    shared = {key: value for key, value in config.items() if key != "seeds"}
+    return [{**shared, "seed": seed, "keep_curves": index == 0}
+            for index, seed in enumerate(config["seeds"])]
+
+
+def train_default(run, item: dict) -> dict:
+    """The assignment's first network under one seed: its accuracies, and,
+    where ``keep_curves``, its training curves and first-layer weights."""
+    arrays = _cifar(run, item["data"])
+    X, y = arrays["x_train"], arrays["y_train"]
+    net, stats = _train_net(
+        item["seed"], X, y, arrays, item,
+        hidden_size=item["hidden_size"], learning_rate=item["learning_rate"],
+        reg=item["reg"], num_iters=item["num_iters"],
+    )
+    output = _accuracies(net, stats, train_accuracy=(X, y),
+                         val_accuracy=(arrays["x_val"], arrays["y_val"]),
+                         test_accuracy=(arrays["x_test"], arrays["y_test"]))
+    if item["keep_curves"]:
+        output.update({name: np.array(stats[name])
+                       for name in ("loss_history", "train_acc_history", "val_acc_history")},
+                      W1=net.params["W1"].astype(np.float32))
+    return output
+
+
 @experiment(
     datasets=("cifar10",),
     config=lambda p: {
@@ -302,38 +337,29 @@ def toy_training(run, config):
         "num_iters": p.backprop.num_iters,
         **CIFAR_DEFAULTS,
     },
+    runs=lambda profile, config: default_runs(config),
+    each=train_default,
 )
 def cifar_default(run, config):
     """The assignment's first network on CIFAR-10, with its default settings,
-    once per seed. The curves and the weights are those of the first seed;
-    every seed's accuracies are in ``replicates``, so the chapter can compare
-    the defaults with the sweep's choice on the test set over seeds."""
-    arrays = _cifar(run, config["data"])
-    X, y = arrays["x_train"], arrays["y_train"]
-    replicates, first = [], None
-    for seed in run.progress(config["seeds"], "seeds"):
-        net, stats = _train_net(
-            seed, X, y, arrays, config,
-            hidden_size=config["hidden_size"], learning_rate=config["learning_rate"],
-            reg=config["reg"], num_iters=config["num_iters"],
-        )
-        accuracies = _accuracies(net, stats, train_accuracy=(X, y),
-                                 val_accuracy=(arrays["x_val"], arrays["y_val"]),
-                                 test_accuracy=(arrays["x_test"], arrays["y_test"]))
-        replicates.append({"seed": seed, **accuracies})
-        if first is None:
-            first = (net, stats, accuracies)
-    net, stats, accuracies = first
+    once per seed (one run each, :func:`train_default`). The curves and the
+    weights are those of the first seed; every seed's accuracies are in
+    ``replicates``, so the chapter can compare the defaults with the sweep's
+    choice on the test set over seeds."""
+    accuracies = ("train_accuracy", "val_accuracy", "test_accuracy")
+    replicates = [{"seed": item["seed"], **{name: result[name] for name in accuracies}}
+                  for item, result in zip(default_runs(config), run.results)]
+    first, arrays = run.results[0], _cifar(run, config["data"])
     return {
-        "loss_history": np.array(stats["loss_history"]),
-        "train_acc_history": np.array(stats["train_acc_history"]),
-        "val_acc_history": np.array(stats["val_acc_history"]),
-        "iterations_per_epoch": max(len(y) / config["batch_size"], 1),
-        "train_accuracy": accuracies["train_accuracy"],
-        "val_accuracy": accuracies["val_accuracy"],
+        "loss_history": first["loss_history"],
+        "train_acc_history": first["train_acc_history"],
+        "val_acc_history": first["val_acc_history"],
+        "iterations_per_epoch": max(len(arrays["y_train"]) / config["batch_size"], 1),
+        "train_accuracy": first["train_accuracy"],
+        "val_accuracy": first["val_accuracy"],
         "replicates": replicates,
         "sizes": arrays["sizes"],
-        "W1": net.params["W1"].astype(np.float32),
+        "W1": first["W1"],
     }
 
 
@@ -346,12 +372,11 @@ def _sweep_grid(config: dict) -> list[dict]:
     ]
 
 
-@experiment(
-    datasets=("cifar10",),
-    config=lambda p: {
+def _grid_config(p) -> dict:
+    """The sweep's grid, budgets and seed (shared by both sweep experiments)."""
+    return {
         "data": p.backprop.cifar,
         "seed": 0,
-        "replicate_seeds": p.seed_list(),
         "hidden_sizes": p.backprop.sweep_hidden_sizes,
         "learning_rates": p.backprop.sweep_learning_rates,
         "regs": p.backprop.sweep_regs,
@@ -360,77 +385,137 @@ def _sweep_grid(config: dict) -> list[dict]:
         "learning_rate_decay": CIFAR_DEFAULTS["learning_rate_decay"],
         "std": CIFAR_DEFAULTS["std"],
         "train_subsample": 1000,
-    },
-)
-def cifar_sweep(run, config):
-    """Grid search, as in the assignment: one run per configuration (seed
-    ``seed``), read at every checkpoint; the best (configuration, iterations)
-    by validation accuracy is scored once on the test set, then retrained
-    with every replicate seed to show how much the choice owes to the seed.
+    }
+
+
+def grid_runs(config: dict) -> list[dict]:
+    """One run per configuration of the grid, in the grid's order."""
+    shared = {key: value for key, value in config.items()
+              if key not in ("hidden_sizes", "learning_rates", "regs")}
+    return [{**shared, "setting": setting} for setting in _sweep_grid(config)]
+
+
+#: The two-layer net's parameters, as a grid run stores them.
+PARAMETERS = ("W1", "b1", "W2", "b2")
+
+
+def train_configuration(run, item: dict) -> dict:
+    """One configuration of the grid (seed ``seed``), read at every
+    checkpoint: a row per checkpoint, and the parameters (float64, exactly)
+    of its first checkpoint with the highest validation accuracy.
 
     Training accuracy at a checkpoint is measured on a fixed subsample of
     ``train_subsample`` training images, the same for every configuration.
     """
-    arrays = _cifar(run, config["data"])
+    arrays = _cifar(run, item["data"])
     X, y = arrays["x_train"], arrays["y_train"]
-    subsample = np.random.default_rng(SPLIT_SEED).permutation(len(y))[: config["train_subsample"]]
-    rows, best = [], {"val_accuracy": -1.0}
+    subsample = np.random.default_rng(SPLIT_SEED).permutation(len(y))[: item["train_subsample"]]
+    setting, rows, best = item["setting"], [], {"val_accuracy": -1.0}
 
-    for setting in run.progress(_sweep_grid(config), "configurations"):
+    def record(iterations, net):
+        row = {
+            **setting,
+            "num_iters": iterations,
+            "epochs": iterations / max(len(y) / item["batch_size"], 1),
+            "train_accuracy": _accuracy(net, X[subsample], y[subsample]),
+            "val_accuracy": _accuracy(net, arrays["x_val"], arrays["y_val"]),
+        }
+        rows.append(row)
+        if row["val_accuracy"] > best["val_accuracy"]:
+            best.update(val_accuracy=row["val_accuracy"], index=len(rows) - 1,
+                        params={k: v.copy() for k, v in net.params.items()})
 
-        def record(iterations, net, setting=setting):
-            row = {
-                **setting,
-                "num_iters": iterations,
-                "epochs": iterations / max(len(y) / config["batch_size"], 1),
-                "train_accuracy": _accuracy(net, X[subsample], y[subsample]),
-                "val_accuracy": _accuracy(net, arrays["x_val"], arrays["y_val"]),
-            }
-            rows.append(row)
-            if row["val_accuracy"] > best["val_accuracy"]:
-                best.clear()
-                best.update(row, params={k: v.copy() for k, v in net.params.items()})
+    _seed(item["seed"])
+    net = scratch.TwoLayerNet(X.shape[1], setting["hidden_size"], 10, std=item["std"])
+    scratch.train_in_stages(
+        net, X, y, arrays["x_val"], arrays["y_val"], item["checkpoints"], record,
+        learning_rate=setting["learning_rate"],
+        learning_rate_decay=item["learning_rate_decay"],
+        reg=setting["reg"],
+        batch_size=item["batch_size"],
+    )
+    return {"rows": rows, "best_index": best["index"],
+            **{f"best_{name}": best["params"][name] for name in PARAMETERS}}
 
-        _seed(config["seed"])
-        net = scratch.TwoLayerNet(X.shape[1], setting["hidden_size"], 10, std=config["std"])
-        scratch.train_in_stages(
-            net, X, y, arrays["x_val"], arrays["y_val"], config["checkpoints"], record,
-            learning_rate=setting["learning_rate"],
-            learning_rate_decay=config["learning_rate_decay"],
-            reg=setting["reg"],
-            batch_size=config["batch_size"],
-        )
 
-    chosen = scratch.TwoLayerNet(X.shape[1], best["hidden_size"], 10)
-    chosen.params = best.pop("params")
-    best["test_accuracy"] = _accuracy(chosen, arrays["x_test"], arrays["y_test"])
+@experiment(datasets=("cifar10",), config=_grid_config,
+            runs=lambda profile, config: grid_runs(config), each=train_configuration)
+def sweep_configurations(run, config):
+    """The grid search of :func:`cifar_sweep`, as in the assignment: one run
+    per configuration (:func:`train_configuration`); the best (configuration,
+    iterations) by validation accuracy -- the first of equals, in the grid's
+    order -- is scored once on the test set."""
+    arrays = _cifar(run, config["data"])
+    rows, best, chosen = [], {"val_accuracy": -1.0}, None
+    for result in run.results:
+        rows += result["rows"]
+        candidate = result["rows"][result["best_index"]]
+        if candidate["val_accuracy"] > best["val_accuracy"]:
+            best, chosen = dict(candidate), result
+    net = scratch.TwoLayerNet(arrays["x_train"].shape[1], best["hidden_size"], 10)
+    net.params = {name: chosen[f"best_{name}"] for name in PARAMETERS}
+    best["test_accuracy"] = _accuracy(net, arrays["x_test"], arrays["y_test"])
+    return {"rows": rows, "best": best, "sizes": arrays["sizes"],
+            "best_W1": net.params["W1"].astype(np.float32)}
 
+
+def replicate_runs(profile, config: dict) -> list[dict]:
+    """The sweep's best configuration under every replicate seed but the
+    sweep's own (whose network the sweep already trained)."""
+    best = sweep_configurations(profile)["best"]
+    shared = {key: config[key] for key in ("data", "batch_size", "learning_rate_decay", "std")}
+    chosen = {key: best[key] for key in ("hidden_size", "learning_rate", "reg", "num_iters")}
+    return [{**shared, **chosen, "seed": seed}
+            for seed in config["replicate_seeds"] if seed != config["seed"]]
+
+
+def train_replicate(run, item: dict) -> dict:
+    """The best configuration under one seed: validation and test accuracy
+    (NaN for a diverged run)."""
+    arrays = _cifar(run, item["data"])
+    net, stats = _train_net(
+        item["seed"], arrays["x_train"], arrays["y_train"], arrays, item,
+        hidden_size=item["hidden_size"], learning_rate=item["learning_rate"],
+        reg=item["reg"], num_iters=item["num_iters"],
+    )
+    return _accuracies(net, stats, val_accuracy=(arrays["x_val"], arrays["y_val"]),
+                       test_accuracy=(arrays["x_test"], arrays["y_test"]))
+
+
+@experiment(
+    datasets=("cifar10",),
+    config=lambda p: {
+        **_grid_config(p),
+        "replicate_seeds": p.seed_list(),
+        # The replicates retrain the grid's choice: a dependency, so the
+        # grid's key is part of ours.
+        "grid_key": sweep_configurations.key(p),
+    },
+    runs=replicate_runs,
+    each=train_replicate,
+)
+def cifar_sweep(run, config):
+    """Grid search (:func:`sweep_configurations`): one run per configuration
+    (seed ``seed``), read at every checkpoint; the best (configuration,
+    iterations) by validation accuracy is scored once on the test set, then
+    retrained with every replicate seed (one run each) to show how much the
+    choice owes to the seed."""
+    grid = sweep_configurations(run.profile)
+    best = grid["best"]
+    retrained = {item["seed"]: result
+                 for item, result in zip(replicate_runs(run.profile, config), run.results)}
     replicates = []
-    for seed in run.progress(config["replicate_seeds"], "replicates of the best"):
-        if seed == config["seed"]:
-            net = chosen  # the sweep's own run: the identical network
-        else:
-            net, stats = _train_net(
-                seed, X, y, arrays, config, hidden_size=best["hidden_size"],
-                learning_rate=best["learning_rate"], reg=best["reg"], num_iters=best["num_iters"],
-            )
-            if _diverged(stats):
-                replicates.append({"seed": seed, "val_accuracy": float("nan"),
-                                   "test_accuracy": float("nan")})
-                continue
-        replicates.append(
-            {
-                "seed": seed,
-                "val_accuracy": _accuracy(net, arrays["x_val"], arrays["y_val"]),
-                "test_accuracy": _accuracy(net, arrays["x_test"], arrays["y_test"]),
-            }
-        )
+    for seed in config["replicate_seeds"]:
+        # The sweep's own seed is the chosen network itself.
+        scores = best if seed == config["seed"] else retrained[seed]
+        replicates.append({"seed": seed, "val_accuracy": scores["val_accuracy"],
+                           "test_accuracy": scores["test_accuracy"]})
     return {
-        "rows": rows,
+        "rows": grid["rows"],
         "best": best,
         "replicates": replicates,
-        "sizes": arrays["sizes"],
-        "best_W1": chosen.params["W1"].astype(np.float32),
+        "sizes": grid["sizes"],
+        "best_W1": grid["best_W1"],
     }
 
 
@@ -462,6 +547,32 @@ def gap_settings(config: dict) -> list[dict]:
     return settings
 
 
+def gap_runs(config: dict) -> list[dict]:
+    """Every (setting, seed) of :func:`generalization_gap` as an independent run."""
+    shared = {key: config[key] for key in ("data", "num_iters", "learning_rate",
+                                           "learning_rate_decay", "batch_size", "std")}
+    return [{**shared, "setting": setting, "seed": seed}
+            for setting, seed in itertools.product(gap_settings(config), config["seeds"])]
+
+
+def train_gap(run, item: dict) -> dict:
+    """One setting under one seed: training accuracy on the first
+    ``train_size`` training images (all of them), and test accuracy."""
+    arrays = _cifar(run, item["data"])
+    setting = item["setting"]
+    size = setting["train_size"]
+    available = len(arrays["y_train"])
+    if size > available:
+        raise ValueError(f"gap_train_sizes [{size}] exceed the {available} training images of the budget")
+    X, y = arrays["x_train"][:size], arrays["y_train"][:size]
+    net, stats = _train_net(
+        item["seed"], X, y, arrays, item, hidden_size=setting["hidden_size"],
+        learning_rate=item["learning_rate"], reg=setting["reg"], num_iters=item["num_iters"],
+    )
+    return _accuracies(net, stats, train_accuracy=(X, y),
+                       test_accuracy=(arrays["x_test"], arrays["y_test"]))
+
+
 @experiment(
     datasets=("cifar10",),
     config=lambda p: {
@@ -478,33 +589,20 @@ def gap_settings(config: dict) -> list[dict]:
         "batch_size": CIFAR_DEFAULTS["batch_size"],
         "std": CIFAR_DEFAULTS["std"],
     },
+    runs=lambda profile, config: gap_runs(config),
+    each=train_gap,
 )
 def generalization_gap(run, config):
     """Training and test accuracy for each setting of :func:`gap_settings`
-    and each seed. A training set of size n is the first n images of the
-    (shuffled) training split; its accuracy is measured on all n."""
+    and each seed (one run each, :func:`train_gap`). A training set of size
+    n is the first n images of the (shuffled) training split; its accuracy is
+    measured on all n."""
     arrays = _cifar(run, config["data"])
     available = len(arrays["y_train"])
     too_large = [n for n in config["train_sizes"] if n > available]
     if too_large:
         raise ValueError(f"gap_train_sizes {too_large} exceed the {available} training images of the budget")
-    runs = []
-    work = list(itertools.product(gap_settings(config), config["seeds"]))
-    for setting, seed in run.progress(work, "settings × seeds"):
-        size = setting["train_size"]
-        X, y = arrays["x_train"][:size], arrays["y_train"][:size]
-        net, stats = _train_net(
-            seed, X, y, arrays, config, hidden_size=setting["hidden_size"],
-            learning_rate=config["learning_rate"], reg=setting["reg"], num_iters=config["num_iters"],
-        )
-        accuracies = _accuracies(net, stats, train_accuracy=(X, y),
-                                 test_accuracy=(arrays["x_test"], arrays["y_test"]))
-        runs.append(
-            {
-                **setting,
-                "seed": seed,
-                **accuracies,
-                "gap": accuracies["train_accuracy"] - accuracies["test_accuracy"],
-            }
-        )
+    runs = [{**item["setting"], "seed": item["seed"], **accuracies,
+             "gap": accuracies["train_accuracy"] - accuracies["test_accuracy"]}
+            for item, accuracies in zip(gap_runs(config), run.results)]
     return {"runs": runs, "sizes": arrays["sizes"]}
