@@ -187,3 +187,12 @@ def test_best_method_with_every_run_diverged():
 def test_unknown_score_is_an_error():
     with pytest.raises(ValueError, match="unknown score"):
         tables.compare(_methods({"a": [1.0], "b": [1.0]}), "a", "b", "speed")
+
+
+def test_overfitting_sentence_follows_the_curves():
+    rising = {"histories": {"baseline": [{"val_loss": [1.0, 0.5, 0.7], "train_loss": [1.0, 0.4, 0.2]}]}}
+    assert "lowest after epoch 2" in tables.overfitting(rising) and "kept falling" in tables.overfitting(rising)
+    falling = {"histories": {"baseline": [{"val_loss": [1.0, 0.5, 0.4], "train_loss": [1.0, 0.4, 0.2]}]}}
+    assert "not started to overfit" in tables.overfitting(falling)
+    diverged = {"histories": {"baseline": [{"val_loss": [1.0, float("nan")], "train_loss": [1.0, 0.4]}]}}
+    assert "diverged" in tables.overfitting(diverged)

@@ -161,6 +161,25 @@ def sizes_table(result):
 # Sentences computed from the results
 
 
+def overfitting(result, name: str = "baseline") -> str:
+    """What the learning curves of ``name`` show, worded from its histories:
+    whether the validation loss rose after its lowest point while the
+    training loss kept falling (means over seeds)."""
+    histories = result["histories"][name]
+    validation = np.mean([h["val_loss"] for h in histories], axis=0)
+    train = np.mean([h["train_loss"] for h in histories], axis=0)
+    lowest = int(np.argmin(validation))
+    if not np.all(np.isfinite(validation)):
+        return "some runs diverged, so the mean learning curves say nothing about overfitting"
+    if lowest == len(validation) - 1:
+        return ("the mean validation loss was still at its lowest after the last epoch, so within "
+                "this budget the network has not started to overfit by that measure")
+    rise = validation[-1] - validation[lowest]
+    falling = "kept falling" if train[-1] < train[lowest] else "did not fall further"
+    return (f"the mean validation loss was lowest after epoch {lowest + 1} and ended {rise:.3g} higher, "
+            f"while the training loss {falling} (from {train[lowest]:.3g} to {train[-1]:.3g})")
+
+
 def sweep_effect(result) -> str:
     """How the strongest setting of a sweep compares with the weakest, on
     final validation accuracy (paired over the sweep's seeds)."""
