@@ -196,3 +196,18 @@ def test_overfitting_sentence_follows_the_curves():
     assert "not started to overfit" in tables.overfitting(falling)
     diverged = {"histories": {"baseline": [{"val_loss": [1.0, float("nan")], "train_loss": [1.0, 0.4]}]}}
     assert "diverged" in tables.overfitting(diverged)
+
+
+class _FakeResult(dict):
+    def __init__(self, values, epochs):
+        super().__init__(values)
+        self.provenance = {"config": {"epochs": epochs}}
+
+
+@pytest.mark.parametrize("name", sorted(profiles.PROFILES))
+def test_a_profile_caveat_appears_only_under_its_profile(name):
+    result = _FakeResult({"seeds": [0, 1, 2], "data": {"train": 2000}}, epochs=30)
+    text = tables.budget_callout(profiles.get(name), result, _FakeResult({"seeds": [1000]}, epochs=30))
+    assert ("`smoke` profile" in text) == (name == "smoke")
+    assert ("this profile trains fewer images" in text) == (name == "default")
+    assert text.startswith("::: {.callout-note}") and text.rstrip().endswith(":::")
