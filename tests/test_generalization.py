@@ -211,3 +211,13 @@ def test_a_profile_caveat_appears_only_under_its_profile(name):
     assert ("`smoke` profile" in text) == (name == "smoke")
     assert ("this profile trains fewer images" in text) == (name == "default")
     assert text.startswith("::: {.callout-note}") and text.rstrip().endswith(":::")
+
+
+def test_sweep_effect_compares_the_strongest_with_the_weakest_setting():
+    result = {"kind": "l2", "values": [1e-6, 1e-2], "variants": ["weak", "strong"],
+              "scores": {"weak": {"val_accuracy": [0.90, 0.91, 0.92]},
+                         "strong": {"val_accuracy": [0.80, 0.81, 0.82]}}}
+    assert "the λ = 0.01 network's final validation accuracy is lower" in tables.sweep_effect(result)
+    result["kind"] = "dropout"
+    result["scores"]["strong"]["val_accuracy"] = [0.90, 0.91, 0.92]
+    assert "same final validation accuracy" in tables.sweep_effect(result)

@@ -57,6 +57,11 @@ def setting(kind: str, value: float) -> str:
     return f"λ = {value:g}" if kind == "l2" else f"rate {value:g}"
 
 
+def network_name(kind: str, value: float) -> str:
+    """"λ = 0.01" or "rate-0.5" (as in "the λ = 0.01 network")."""
+    return f"λ = {value:g}" if kind == "l2" else f"rate-{value:g}"
+
+
 def label(name: str, result=None) -> str:
     """A method's name in tables, with its chosen setting where it has one."""
     text = LABELS.get(name, name)
@@ -187,8 +192,8 @@ def sweep_effect(result) -> str:
     kind = result["kind"]
     comparison = stats.compare(result["scores"][names[-1]]["val_accuracy"],
                                result["scores"][names[0]]["val_accuracy"],
-                               names=(f"the network at {setting(kind, result['values'][-1])}",
-                                      f"the network at {setting(kind, result['values'][0])}"),
+                               names=(f"the {network_name(kind, result['values'][-1])} network",
+                                      f"the {network_name(kind, result['values'][0])} network"),
                                paired=True)
     return comparison.sentence(metric="final validation accuracy", digits=2)
 
