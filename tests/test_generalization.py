@@ -221,3 +221,20 @@ def test_sweep_effect_compares_the_strongest_with_the_weakest_setting():
     result["kind"] = "dropout"
     result["scores"]["strong"]["val_accuracy"] = [0.90, 0.91, 0.92]
     assert "same final validation accuracy" in tables.sweep_effect(result)
+
+
+@pytest.mark.parametrize("chosen, expected", [
+    ("weak", "The chosen setting is the weakest one"),
+    ("middle", "; and the λ = 0.01 network"),
+    ("strong", "Against the weakest setting, λ = 1e-06, the λ = 0.01 network"),
+])
+def test_sweep_verdicts_for_every_position_of_the_chosen_setting(chosen, expected):
+    result = {"kind": "l2", "values": [1e-6, 1e-3, 1e-2], "variants": ["weak", "middle", "strong"],
+              "chosen_name": chosen,
+              "scores": {"weak": {"val_accuracy": [0.90, 0.91, 0.92]},
+                         "middle": {"val_accuracy": [0.91, 0.92, 0.93]},
+                         "strong": {"val_accuracy": [0.80, 0.81, 0.82]}}}
+    text = tables.sweep_verdicts(result)
+    assert expected in text and text.endswith(".")
+    if chosen == "strong":
+        assert "; and" not in text

@@ -185,17 +185,30 @@ def overfitting(result, name: str = "baseline") -> str:
             f"while the training loss {falling} (from {train[lowest]:.3g} to {train[-1]:.3g})")
 
 
-def sweep_effect(result) -> str:
-    """How the strongest setting of a sweep compares with the weakest, on
-    final validation accuracy (paired over the sweep's seeds)."""
-    names = result["variants"]
-    kind = result["kind"]
-    comparison = stats.compare(result["scores"][names[-1]]["val_accuracy"],
+def sweep_effect(result, index: int = -1) -> str:
+    """The setting at ``index`` (default: the strongest) against the weakest,
+    on final validation accuracy, paired over the sweep's seeds."""
+    names, kind, values = result["variants"], result["kind"], result["values"]
+    comparison = stats.compare(result["scores"][names[index]]["val_accuracy"],
                                result["scores"][names[0]]["val_accuracy"],
-                               names=(f"the {network_name(kind, result['values'][-1])} network",
-                                      f"the {network_name(kind, result['values'][0])} network"),
+                               names=(f"the {network_name(kind, values[index])} network",
+                                      f"the {network_name(kind, values[0])} network"),
                                paired=True)
     return comparison.sentence(metric="final validation accuracy", digits=2)
+
+
+def sweep_verdicts(result) -> str:
+    """Full sentences: the chosen and the strongest setting against the weakest."""
+    chosen = result["variants"].index(result["chosen_name"])
+    last = len(result["variants"]) - 1
+    weakest = network_name(result["kind"], result["values"][0])
+    if chosen == 0:
+        opening = f"The chosen setting is the weakest one, {weakest}. Against it, "
+        return opening + sweep_effect(result) + "."
+    text = f"Against the weakest setting, {weakest}, {sweep_effect(result, chosen)}"
+    if chosen != last:
+        text += f"; and {sweep_effect(result)}"
+    return text + "."
 
 
 def early_stopping(result) -> dict:
