@@ -5,9 +5,12 @@ from pathlib import Path
 
 import pytest
 
-# Set before anything imports analysis or Keras.
+# Set before anything imports analysis or Keras. The render test hands Quarto
+# the environment without the quietening set here (TEST_ONLY_ENV), so that the
+# render logs what a reader's `quarto render` logs.
 os.environ["NNSTUDY_OFFLINE"] = "1"
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+TEST_ONLY_ENV = [name for name in ("TF_CPP_MIN_LOG_LEVEL",) if name not in os.environ]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Tests that render the book with Quarto run after every other test: they reuse
@@ -44,6 +47,13 @@ def book_cache(tmp_path_factory):
     if os.environ.get("NNSTUDY_TEST_CACHE"):
         return Path(os.environ["NNSTUDY_TEST_CACHE"])
     return tmp_path_factory.mktemp("book-cache")
+
+
+@pytest.fixture(scope="session")
+def executed_documents():
+    """The documents the book check executed without a problem in this session
+    (the render test then expects their results in book_cache)."""
+    return set()
 
 
 @pytest.fixture(scope="session")

@@ -134,6 +134,7 @@ MARGIN_CM = {"left": 3.0, "right": 3.0, "top": 3.0, "bottom": 2.5}
 # Section numbers sit in the left margin by design; page numbers in the footer.
 NUMBERING = re.compile(r"^[\dA-Z]+(\.\d+)*\.?$")
 OVERHANG = 2.5        # points: typst lets punctuation hang into the margin
+DESCENT = 4.0         # points: a last line's descenders reach below the block
 # A chapter's title is set in a box that reaches into the right margin by
 # design; its words are the only ones this tall (body text is about 11 pt).
 HEADING = 18.0
@@ -170,7 +171,7 @@ def outside_text_block(all_words: list[Word], block: dict[str, float],
     for word in all_words:
         if word.page < first_page or word.y1 <= block["top"] or word.y1 - word.y0 > HEADING:
             continue
-        if word.y1 > block["bottom"] + TOLERANCE:
+        if word.y1 > block["bottom"] + DESCENT:
             if not NUMBERING.match(word.text):
                 problems.append(f"page {word.page + 1}: {word.text!r} in the footer "
                                 f"(bottom {word.y1:.0f} > {block['bottom']:.0f})")

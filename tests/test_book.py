@@ -31,5 +31,6 @@ def test_figures_and_tables_have_captions_and_alt_text():
 
 
 @pytest.mark.parametrize("document", DOCUMENTS)
-def test_document_executes(document, smoke_environment):
+def test_document_executes(document, smoke_environment, executed_documents):
     assert bookcheck.execute(PROJECT_ROOT, document) == []
+    executed_documents.add(document)

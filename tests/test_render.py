@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 import bookcheck
+import conftest
 import pdfcheck
 import sitecheck
 from analysis.config import PROJECT_ROOT
@@ -103,8 +104,11 @@ def rendered(smoke_environment) -> Render:
     shutil.rmtree(site, ignore_errors=True)
     before = cache_entries(smoke_environment)
     started = time.monotonic()
+    environment = {name: value for name, value in os.environ.items()
+                   if name not in conftest.TEST_ONLY_ENV}
     result = subprocess.run([quarto, "render", "--profile", "smoke"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, timeout=RENDER_TIMEOUT)
+                            env=environment, capture_output=True, text=True,
+                            timeout=RENDER_TIMEOUT)
     render = Render(site, result.stdout + result.stderr, result.returncode,
                     time.monotonic() - started, before, cache_entries(smoke_environment))
     ARTIFACTS.mkdir(exist_ok=True)
@@ -117,10 +121,10 @@ def test_render_succeeds_without_warnings(rendered):
     assert log_problems(rendered.log) == []
 
 
-def test_render_trains_nothing_the_book_check_trained(rendered):
+def test_render_trains_nothing_the_book_check_trained(rendered, executed_documents):
     """The render reads the results the book check stored: one training per run."""
-    if not rendered.cached_before:
-        pytest.skip("the book check did not run before the render in this session")
+    if set(DOCUMENTS) - executed_documents:
+        pytest.skip("the book check did not execute every document in this session")
     assert rendered.cached_after - rendered.cached_before == set()
 
 
@@ -262,6 +266,28 @@ def test_pdf_has_every_title_and_caption(pdf):
     text = "\n".join(pages)
     assert pdfcheck.missing_phrases(text, titles()) == []
     assert pdfcheck.missing_phrases(text, captions()) == []
+
+
+STRING = re.compile(r"[rfb]*\"[^\"]*\"|[rfb]*'[^']*'")
+
+
+def test_pdf_prints_results_not_code(pdf):
+    """The PDF hides the code (echo: false for typst); the HTML folds it."""
+    text = pdfcheck.squash("\n".join(pdfcheck.page_texts(pdf)))
+    printed = []
+    for name in DOCUMENTS:
+        for cell in bookcheck.parse(PROJECT_ROOT / name).cells:
+            # Lines that are code apart from their strings: a string may be
+            # printed as output (a sentence the cell returns), code may not.
+            code = [line.strip() for line in cell.source.splitlines()
+                    if len(STRING.sub("", line).strip()) >= 25
+                    and not line.lstrip().startswith("#")]
+            if cell.options.get("echo") is True or not code:
+                continue
+            longest = max(code, key=len)
+            if pdfcheck.squash(longest) in text:
+                printed.append(f"{name}:{cell.line}: {longest}")
+    assert printed == []
 
 
 def test_pdf_has_no_unresolved_references(pdf):
