@@ -9,6 +9,7 @@ has one small branch per backend and returns NumPy arrays.
 from __future__ import annotations
 
 import contextlib
+import inspect
 
 import keras
 import numpy as np
@@ -88,7 +89,7 @@ def weight_gradients(model: keras.Model, x, y, loss=None, training: bool = False
         # stateless_call returns the updated state instead of assigning it,
         # so nothing needs restoring on this backend.
         def objective(values):
-            prediction, _ = model.stateless_call(values, frozen, x, training=training)
+            prediction, _ = model.stateless_call(values, frozen, x, **_inference(model, training))
             return jnp.mean(loss_fn(y, prediction))
 
         return [np.asarray(g) for g in jax.grad(objective)(trainable)]
@@ -102,6 +103,17 @@ def weight_gradients(model: keras.Model, x, y, loss=None, training: bool = False
             value.backward()
         return [w.value.grad.detach().cpu().numpy() for w in model.trainable_weights]
     raise _unsupported(backend)
+
+
+def _inference(layer, training: bool = False) -> dict:
+    """``training=`` for a layer's ``call``, where it takes one.
+
+    ``layer(x, training=...)`` drops the argument for a layer whose ``call``
+    has none (LayerNormalization, Dense on some versions), but
+    ``stateless_call`` (the JAX branches) passes it on as it is.
+    """
+    accepts = "training" in inspect.signature(layer.call).parameters
+    return {"training": training} if accepts else {}
 
 
 class _state_kept:
@@ -147,7 +159,7 @@ def input_gradient(layer, x, upstream) -> np.ndarray:
         frozen = [w.value for w in layer.non_trainable_weights]
 
         def objective(inputs):
-            output, _ = layer.stateless_call(trainable, frozen, inputs, training=False)
+            output, _ = layer.stateless_call(trainable, frozen, inputs, **_inference(layer))
             return jnp.sum(output * upstream)
 
         return np.asarray(jax.grad(objective)(jnp.asarray(x)))

@@ -354,3 +354,32 @@ def test_float64_precision_is_switched_on_only_inside_its_context():
     with gradients.float64_precision():
         assert tanh_dtype() == np.float64
     assert tanh_dtype() == (np.float32 if keras.backend.backend() == "jax" else np.float64)
+
+
+def numeric_input_gradient(layer, x, upstream) -> np.ndarray:
+    """Central differences of sum(layer(x) * upstream) with respect to x."""
+    def value(inputs):
+        return float(np.sum(keras.ops.convert_to_numpy(layer(inputs)) * upstream))
+
+    estimate = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        above, below = x.copy(), x.copy()
+        above[index] += STEP
+        below[index] -= STEP
+        estimate[index] = (value(above) - value(below)) / (2 * STEP)
+    return estimate
+
+
+def test_input_gradient_of_a_layer_whose_call_takes_no_training_flag(float64):
+    """LayerNormalization's call has no ``training`` argument, which JAX's
+    stateless call would pass on (the MLP chapter's layer-norm check)."""
+    training.set_seed(0)
+    layer = keras.layers.LayerNormalization(epsilon=1e-3, dtype="float64")
+    layer.build((None, 5))
+    rng = np.random.default_rng(2)
+    layer.set_weights([1.0 + 0.5 * rng.normal(size=5), rng.normal(size=5)])
+    x, upstream = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    automatic = gradients.input_gradient(layer, x, upstream)
+    numeric = numeric_input_gradient(layer, x, upstream)
+    np.testing.assert_allclose(automatic, numeric, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(automatic, upstream, rtol=1e-6, atol=1e-9)  # not the identity
