@@ -238,3 +238,29 @@ def test_sweep_verdicts_for_every_position_of_the_chosen_setting(chosen, expecte
     assert expected in text and text.endswith(".")
     if chosen == "strong":
         assert "; and" not in text
+
+
+def test_the_numeric_transcriptions_are_the_displayed_formulas():
+    import sympy as sp
+
+    from analysis import symbolic
+    from analysis.symbolic import regularization as rg
+
+    adam = symbolic.equation("eq-generalization-adamw")
+    assert sp.simplify(experiments.adam_l2_step(rg.W, rg.G, rg.ETA, rg.LAMBDA, rg.EPSILON) - adam["adam_l2"]) == 0
+    assert sp.simplify(experiments.adamw_step(rg.W, rg.G, rg.ETA, rg.DECAY, rg.EPSILON) - adam["adamw"]) == 0
+    variance = symbolic.equation("eq-generalization-dropout")["variance"]
+    assert sp.simplify(experiments.dropout_variance(rg.ACTIVATION, rg.RATE) - variance) == 0
+    # a wrong transcription is told apart
+    assert sp.simplify(experiments.adamw_step(rg.W, rg.G, rg.ETA, 0, rg.EPSILON) - adam["adamw"]) != 0
+
+
+def test_the_parameter_count_is_keras_count():
+    assert experiments.parameter_count() == experiments.build_model({}).count_params()
+
+
+def test_the_experiments_do_not_depend_on_the_symbolic_package():
+    from analysis import runner
+
+    assert not any(name.startswith("analysis.symbolic")
+                   for name in runner.code_closure("analysis.experiments.generalization"))

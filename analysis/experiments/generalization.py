@@ -33,7 +33,6 @@ from scipy import stats as scipy_stats
 
 from analysis import data, gradients, profiles, training
 from analysis.runner import experiment
-from analysis.symbolic import regularization
 
 #: The coursework's network and optimizer.
 HIDDEN_UNITS = (500, 300)
@@ -76,6 +75,12 @@ def copy_dense_weights(source, target) -> None:
     destination = _dense(target)
     for name, layer in _dense(source).items():
         destination[name].set_weights(layer.get_weights())
+
+
+def parameter_count(hidden_units=HIDDEN_UNITS, inputs: int = 28 * 28, classes: int = 10) -> int:
+    """Weights and biases of the Dense layers: (n + 1)·m per layer (@eq-mlp-parameters's terms)."""
+    sizes = [inputs, *hidden_units, classes]
+    return sum((n + 1) * m for n, m in zip(sizes[:-1], sizes[1:]))
 
 
 def hidden_kernels(model) -> list:
@@ -394,6 +399,28 @@ def sgd_step_check(strength: float = 0.05, learning_rate: float = 0.1, seed: int
     }
 
 
+# Transcriptions of the displays, for numbers (or SymPy symbols): the tests
+# check that they equal the expressions registered in analysis.symbolic.
+# (Importing analysis.symbolic here would put every symbolic module into this
+# chapter's cache key.)
+
+
+def adam_l2_step(weight, gradient, learning_rate, strength, epsilon):
+    """eq-generalization-adamw, first line: Adam's first step on g + 2λw."""
+    penalised = gradient + 2 * strength * weight
+    return weight - learning_rate * penalised / (abs(penalised) + epsilon)
+
+
+def adamw_step(weight, gradient, learning_rate, decay, epsilon):
+    """eq-generalization-adamw, second line: the decay, then Adam's first step on g."""
+    return (1 - learning_rate * decay) * weight - learning_rate * gradient / (abs(gradient) + epsilon)
+
+
+def dropout_variance(activation, rate):
+    """eq-generalization-dropout: the variance p h²/(1 − p) of one dropped activation."""
+    return rate * activation**2 / (1 - rate)
+
+
 def adam_step_check(strength: float = 0.05, learning_rate: float = 0.01, seed: int = 0) -> dict:
     """One Keras Adam step with L2(λ) and one AdamW step with d = 2λ, against
     eq-generalization-adamw evaluated on autodiff's data gradient g.
@@ -412,13 +439,8 @@ def adam_step_check(strength: float = 0.05, learning_rate: float = 0.01, seed: i
                                               if v is not plain.layers[0].kernel])
     after_l2 = _step(penalised, adam, x, y)[0]
     after_w = _step(plain, adamw, x, y)[0]
-    values = {"eta": learning_rate, "lam": strength, "eps": epsilon, "d": 2 * strength}
-    step = regularization.ADAM_L2_STEP, regularization.ADAMW_STEP
-    symbols = (regularization.W, regularization.G, regularization.ETA, regularization.LAMBDA,
-               regularization.EPSILON, regularization.DECAY)
-    import sympy as sp
-    formulas = [sp.lambdify(symbols, expression, "numpy") for expression in step]
-    expected = [f(start, g, values["eta"], values["lam"], values["eps"], values["d"]) for f in formulas]
+    expected = (adam_l2_step(start, g, learning_rate, strength, epsilon),
+                adamw_step(start, g, learning_rate, 2 * strength, epsilon))
     return {
         "adam_l2_error": float(np.abs(after_l2 - expected[0]).max()),
         "adamw_error": float(np.abs(after_w - expected[1]).max()),
@@ -446,10 +468,11 @@ def dropout_mean_check(rate: float = 0.5, units: int = 64, masks: int = 4000, se
     activation = np.linspace(0.5, 2.0, units).astype(np.float32)
     outputs = np.asarray(keras.ops.convert_to_numpy(dropout(np.tile(activation, (masks, 1)), rate, seed)),
                          dtype=np.float64)
-    standard_error = np.sqrt([regularization.dropout_variance(h, rate) / masks for h in activation])
+    standard_error = np.sqrt(dropout_variance(activation.astype(np.float64), rate) / masks)
     z = np.abs(outputs.mean(axis=0) - activation) / standard_error
     threshold = float(scipy_stats.norm.ppf(1 - false_alarm / (2 * units)))
     return {"max_z": float(z.max()), "threshold": threshold, "passed": bool(z.max() <= threshold),
+            "false_alarm": false_alarm,
             "kept": float(np.mean(outputs != 0)), "rate": rate, "units": units, "masks": masks}
 
 

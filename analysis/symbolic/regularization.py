@@ -238,7 +238,3 @@ def check_inverted_dropout(dropped=None, mean=None, variance=None) -> bool:
 
     return safely(compare)
 
-
-def dropout_variance(activation, rate):
-    """The registered variance p h²/(1 − p) of one dropped activation, numerically."""
-    return float(DROPOUT_VARIANCE.subs({ACTIVATION: activation, RATE: rate}))

@@ -211,6 +211,26 @@ def sweep_verdicts(result) -> str:
     return text + "."
 
 
+#: Relative errors below this are float32 rounding (about 100 units of 2⁻²⁴).
+FLOAT32_TOLERANCE = 1e-4
+
+
+def rounding(error: float, scale: float = 1.0) -> str:
+    """Whether a difference between a formula and Keras is rounding or more."""
+    return ("the size of float32 rounding" if error <= FLOAT32_TOLERANCE * max(scale, 1e-30)
+            else "more than float32 rounding explains")
+
+
+def dropout_sentence(check: dict) -> str:
+    """The numerical dropout check's outcome, worded from it."""
+    where = (f"every unit's mean over the masks lay within {check['max_z']:.2f} standard errors of h"
+             if check["passed"] else
+             f"some unit's mean over the masks lay {check['max_z']:.2f} standard errors from h, "
+             f"beyond the {check['threshold']:.3g} a correct layer exceeds with probability "
+             f"{100 * check['false_alarm']:g}%: the layer does not preserve the mean")
+    return where
+
+
 def early_stopping(result) -> dict:
     """Epochs early stopping saved and what it did to test accuracy."""
     epochs = result["histories"]["baseline"][0]["val_loss"].__len__()
