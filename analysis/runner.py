@@ -392,7 +392,7 @@ class Experiment:
         keys = [self.run_key(item, fingerprints) for item in items]
         missing = [i for i, key in enumerate(keys)
                    if self._must_refresh(key) or self._read(key) is None]
-        task = RunTask(self.name, self.module, _module_root(self.module), profile.name,
+        task = RunTask(self.name, self.module, _module_root(self.module), profile,
                        str(cache.root()), environment.backend())
         bar = tqdm(total=len(items), initial=len(items) - len(missing), unit="run",
                    desc=f"{self.name} runs", disable=not progress_enabled(), file=sys.stderr)
@@ -494,7 +494,7 @@ class RunTask:
     experiment: str
     module: str
     module_root: str
-    profile: str
+    profile: profiles.Profile   # the object, so a profile made in a test works too
     cache_root: str
     backend: str
 
@@ -507,7 +507,7 @@ class RunTask:
         if "keras" in sys.modules and environment.backend() != self.backend:
             raise RuntimeError(f"worker has Keras on {environment.backend()}, run needs {self.backend}")
         importlib.import_module(self.module)
-        REGISTRY[self.experiment].compute_run(profiles.get(self.profile), item, key)
+        REGISTRY[self.experiment].compute_run(self.profile, item, key)
 
 
 # --------------------------------------------------------------------------

@@ -229,6 +229,10 @@ def test_nothing_in_the_store_is_a_pickle(toy, cache_dir):
 
 
 def test_a_tuner_directory_lives_inside_the_entry(toy):
+    """Runs on every Keras backend. keras-tuner (1.4) needs TensorFlow only
+    on the TensorFlow backend (for tf.io.gfile); on JAX it uses plain files
+    and Keras 3, and a search there works with TensorFlow not installed
+    (checked by hand with ``sys.modules["tensorflow"] = None``)."""
     result = toy().tuned("smoke")
     project = result.path / "tuner" / "search"
     assert (project / "oracle.json").is_file()
