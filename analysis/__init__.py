@@ -7,6 +7,12 @@ the result to ``analysis.plots`` / ``analysis.tables``; see README.md.
 import os
 import sys
 
+from analysis import config as _config
+
+# The book's Keras backend (JAX, measured faster; see config.default_backend),
+# set before anything imports Keras; KERAS_BACKEND=tensorflow overrides it.
+os.environ.setdefault("KERAS_BACKEND", _config.default_backend())
+
 # TensorFlow's C++ runtime logs to stderr; in a rendered book that would show
 # up under cells. Keep only errors, and inside a Jupyter kernel (a render) not
 # even its spurious "error" lines: real failures still raise in Python.

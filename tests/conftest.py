@@ -9,9 +9,11 @@ import pytest
 # the environment without the quietening set here (TEST_ONLY_ENV), so that the
 # render logs what a reader's `quarto render` logs.
 os.environ["NNSTUDY_OFFLINE"] = "1"
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 TEST_ONLY_ENV = [name for name in ("TF_CPP_MIN_LOG_LEVEL",) if name not in os.environ]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The book's default Keras backend (analysis.config.default_backend), unless
+# KERAS_BACKEND is set: importing analysis sets it before any test imports Keras.
+import analysis  # noqa: E402,F401
 
 # Tests that render the book with Quarto run after every other test: they reuse
 # the results the book check trained into the shared cache (book_cache below).
