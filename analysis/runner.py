@@ -35,6 +35,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 import time
@@ -45,7 +46,7 @@ from typing import Callable
 import joblib
 import numpy as np
 
-from analysis import cache, environment, profiles
+from analysis import cache, environment, import_tensorflow_quietly, profiles
 from analysis.errors import UserError
 
 #: Every experiment, by full name ``chapter.name``, in definition order.
@@ -396,9 +397,12 @@ class Experiment:
                        str(cache.root()), environment.backend())
         bar = tqdm(total=len(items), initial=len(items) - len(missing), unit="run",
                    desc=f"{self.name} runs", disable=not progress_enabled(), file=sys.stderr)
+        processes = jobs(len(missing))
+        if processes > 1:
+            _shut_workers_down_at_exit()
         with bar:
             calls = (joblib.delayed(task)(items[i], keys[i]) for i in missing)
-            for _ in joblib.Parallel(n_jobs=jobs(len(missing)), return_as="generator_unordered")(calls):
+            for _ in joblib.Parallel(n_jobs=processes, return_as="generator_unordered")(calls):
                 bar.update()
         _refreshed.update(keys[i] for i in missing)
         return [self._run_output(key) for key in keys]
@@ -479,6 +483,24 @@ def jobs(runs: int) -> int:
     return max(1, min(wanted, runs))
 
 
+@functools.cache
+def _shut_workers_down_at_exit() -> None:
+    """Stop joblib's reusable worker processes when this process ends.
+
+    They are kept between experiments (starting one costs an import of Keras),
+    but left running at exit they make the resource tracker warn about leaked
+    semaphores, which would land in a render's log.
+    """
+    import atexit
+
+    def shut_down():
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
+
+    atexit.register(shut_down)
+
+
 def _module_root(module: str) -> str:
     """The sys.path entry a worker needs to import ``module``."""
     origin = Path(importlib.util.find_spec(module).origin)
@@ -502,6 +524,11 @@ class RunTask:
         os.environ["NNSTUDY_CACHE"] = self.cache_root
         os.environ["KERAS_BACKEND"] = self.backend
         os.environ["NNSTUDY_PROGRESS"] = "0"  # one bar, the parent's, over all runs
+        # A worker's stderr is the parent's: in a render, Quarto's log. Keep
+        # TensorFlow's start-up lines and retracing notes out of it.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        import_tensorflow_quietly()
         if self.module_root not in sys.path:
             sys.path.insert(0, self.module_root)
         if "keras" in sys.modules and environment.backend() != self.backend:
