@@ -146,6 +146,7 @@ def test_every_check_passes_on_the_displayed_formula(key):
 
 from analysis.symbolic import backprop as bp  # noqa: E402
 from analysis.symbolic import layernorm as ln  # noqa: E402
+from analysis.symbolic import regularization as rg  # noqa: E402
 
 f_ = sp.Function("f")
 xs, hs = sp.symbols("x h")
@@ -251,6 +252,21 @@ MUTATIONS = {
     ],
     "layernorm-forward": [
         lambda: symbolic.check_layernorm_forward(normalize=ln._ACTIVATIONS[ln._I] - ln.MU),
+    ],
+    # the "½ λ‖w‖²" gradient λw against Keras's λ Σ w²; SGD's decay factor 1 − ηλ
+    "l2-gradient": [lambda: symbolic.check_l2_gradient(gradient=rg.LOSS_GRADIENT + rg.LAMBDA * rg.WEIGHT)],
+    "sgd-weight-decay": [
+        lambda: symbolic.check_sgd_weight_decay(decayed=(1 - rg.ETA * rg.LAMBDA) * rg.WEIGHT - rg.ETA * rg.LOSS_GRADIENT),
+    ],
+    # Adam + L2 written as if it were AdamW, and AdamW without its decay
+    "adam-first-step": [
+        lambda: symbolic.check_adam_first_step(adam_l2=rg.ADAMW_STEP.subs(rg.DECAY, 2 * rg.LAMBDA)),
+        lambda: symbolic.check_adam_first_step(adamw=rg.ADAMW_STEP.subs(rg.DECAY, 0)),
+    ],
+    # dropout without the rescaling, and the variance of the mask alone
+    "inverted-dropout": [
+        lambda: symbolic.check_inverted_dropout(dropped=rg.MASK * rg.ACTIVATION),
+        lambda: symbolic.check_inverted_dropout(variance=rg.RATE * rg.ACTIVATION**2),
     ],
 }
 

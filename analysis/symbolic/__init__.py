@@ -13,6 +13,8 @@ per topic:
   the two-layer network;
 * :mod:`~analysis.symbolic.layernorm`: layer normalization;
 * :mod:`~analysis.symbolic.counting`: the MNIST network's parameter count.
+* :mod:`~analysis.symbolic.regularization`: L2 and weight decay, Adam + L2
+  against AdamW, inverted dropout.
 
 Nothing heavy runs at import; derivations and checks run on first use and
 are cached.
@@ -83,6 +85,13 @@ from analysis.symbolic.layernorm import (
     check_layernorm_forward,
     layernorm_backward_formula,
     layernorm_equations,
+)
+from analysis.symbolic.regularization import (
+    check_adam_first_step,
+    check_inverted_dropout,
+    check_l2_gradient,
+    check_sgd_weight_decay,
+    regularization_equations,
 )
 
 #: One sentence per check key, for the chapters' check tables.
