@@ -69,7 +69,7 @@ def number(value: float, digits: int = 3) -> str:
 
 
 def chapter_list() -> Markdown:
-    """A bullet per chapter of ``_quarto.yml``: a cross-reference and its title.
+    """A bullet per chapter of ``_quarto.yml``: its cross-reference.
 
     Read from the book's configuration, so the front page never promises a
     chapter that does not exist or forgets one that does.
@@ -90,5 +90,6 @@ def chapter_list() -> Markdown:
                        if line.startswith("# "))
         match = re.match(r"# (.*?)\s*\{#(sec-[\w-]+)", heading)
         if match:
-            items.append(f"- @{match.group(2)}: {match.group(1)}")
+            # A chapter's cross-reference shows its number and title.
+            items.append(f"- @{match.group(2)}")
     return Markdown("\n".join(items))

@@ -14,5 +14,5 @@ def test_every_listed_chapter_is_on_the_front_page_with_its_label():
     lines = chapter_list().data.splitlines()
     assert len(lines) == len(chapters)
     for line, path in zip(lines, chapters):
-        label = line.split(":", 1)[0].removeprefix("- @")
+        label = line.removeprefix("- @")
         assert f"{{#{label}}}" in (PROJECT_ROOT / path).read_text().splitlines()[0]
