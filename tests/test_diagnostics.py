@@ -136,3 +136,12 @@ def test_sample_grid_titles_are_the_labels():
     assert [axis.get_title() for axis in figure.axes if axis.images] == ["3", "1", "4", "1"]
     named = diagnostics.sample_grid(images, [0, 1], class_names=["zero", "one"])
     assert [axis.get_title() for axis in named.axes if axis.images] == ["zero", "one"]
+
+
+def test_learning_curves_of_a_single_epoch_show_a_point():
+    from analysis.plots import common
+
+    figure = common.learning_curves({"net": [{"train_loss": [1.0], "val_loss": [1.2]}]})
+    assert [line.get_marker() for line in figure.axes[0].lines] == ["o", "o"]
+    longer = common.learning_curves({"net": [{"train_loss": [1.0, 0.5], "val_loss": [1.2, 0.9]}]})
+    assert [line.get_marker() for line in longer.axes[0].lines] == ["None", "None"]

@@ -22,7 +22,9 @@ def source_footer(figure, source: str) -> None:
 def _band(axis, epochs, runs, label, color, linestyle="-"):
     runs = np.asarray(runs, dtype=float)
     mean = runs.mean(axis=0)
-    axis.plot(epochs, mean, label=label, color=color, linestyle=linestyle)
+    # A single epoch is a single point: a line alone would draw nothing.
+    marker = "o" if len(epochs) == 1 else None
+    axis.plot(epochs, mean, label=label, color=color, linestyle=linestyle, marker=marker)
     if runs.shape[0] > 1:
         std = runs.std(axis=0, ddof=1)
         axis.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
