@@ -303,8 +303,9 @@ def budget_callout(profile, result, sweep) -> str:
              f"{count(len(sweep['seeds']), 'seed')} per sweep point, on {result['data']['train']:,} "
              "training images."]
     if profile.name == "smoke":
-        lines.append("Under the `smoke` profile the numbers only show that the code runs; "
-                     "the comparisons mean something at the default and full profiles.")
+        lines.append("That is too little training for anything to overfit: under the `smoke` "
+                     "profile the figures and sentences only show that the code runs; the "
+                     "comparisons mean something at the default and full profiles.")
     elif profile.name == "default":
         lines.append("The `full` profile trains the coursework's 40 epochs on all of MNIST and sweeps "
                      "every strength of its linspace(1e-6, 1e-3, 5); this profile trains fewer images "
