@@ -278,11 +278,6 @@ def test_derived_parameter_counts_match_keras(variant):
     assert chapter_tables.derived_parameters("plain") == (784 + 1) * 100 + (100 + 1) * 10 == 79510
 
 
-def test_parameter_equation_carries_its_label():
-    text = chapter_tables.parameter_equation(label="eq-mlp-parameters").data
-    assert text.startswith("$$") and text.endswith("{#eq-mlp-parameters}")
-
-
 # --------------------------------------------------------------------------
 # Comparisons over seeds and the choice of optimizer
 

@@ -60,20 +60,6 @@ def _scientific(value: float) -> str:
 # Equations
 
 
-def equation(equations: Iterable[symbolic.Equation], label: str) -> Markdown:
-    """The display block of the equation labelled ``label``.
-
-    Chapter cells call it as ``equation(all_equations, label="eq-forward")``
-    so that the label stands literally in the cell's source, where the book
-    check (and a reader) can find it.
-    """
-    for item in equations:
-        if item.label == label:
-            return Markdown(item.markdown())
-    known = ", ".join(item.label for item in equations)
-    raise ValueError(f"no equation labelled {label!r}; known labels: {known}")
-
-
 def equation_checks(equations: Iterable[symbolic.Equation], checks: Mapping[str, bool] | None = None) -> Markdown:
     """One row per displayed equation: what it states, how SymPy checked it,
     and whether the check passed (run when the page is built). A definition

@@ -4,7 +4,7 @@
   seeds through :mod:`analysis.stats` (the book's one statistics helper);
 * :func:`optimizer_table`, :func:`layer_norm_table`, :func:`sweep_table`,
   :func:`recompiled_table` — the chapter's tables;
-* :func:`parameter_equation`, :func:`derived_parameters`,
+* :func:`parameter_formula`, :func:`derived_parameters`,
   :func:`parameter_table` — parameter counts derived with SymPy and checked
   against the counts Keras reported for the trained models;
 * :func:`history_csv` — every per-epoch history of one or more results as CSV.
@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 
 from analysis import stats
+from analysis.symbolic.counting import D, H, K, NU_HIDDEN, NU_INPUT, PARAMETER_COUNT
 from analysis.tables import markdown, mean_std
 
 #: How the book names each variant of the chapter's experiments (tables, legends).
@@ -266,27 +267,14 @@ def recompiled_sentence(recompiled, optimizers_result) -> str:
 # Parameter counts
 
 
-D, H, K = sp.symbols("D H K", positive=True, integer=True)
-NU_INPUT, NU_HIDDEN = sp.symbols(r"\nu_{\mathrm{in}} \nu_{\mathrm{h}}", nonnegative=True, integer=True)
-
-
-def _dense(inputs, outputs):
-    """A Dense layer: one weight per input and output, one bias per output."""
-    return (inputs + 1) * outputs
-
-
-def _layer_norm(width):
-    """A LayerNormalization layer: a gain and a bias per unit."""
-    return 2 * width
-
-
 def parameter_formula() -> sp.Expr:
-    """P(D, H, K) for Flatten → [LN] → Dense(H) → [LN] → ReLU → Dense(K).
+    """P(D, H, K) for Flatten → [LN] → Dense(H) → [LN] → ReLU → Dense(K): the
+    displayed eq-mlp-parameters, whose check lives in analysis.symbolic.
 
     ν_in and ν_h are 1 when the input, respectively the hidden layer, is
     layer-normalized, else 0.
     """
-    return _dense(D, H) + _dense(H, K) + NU_INPUT * _layer_norm(D) + NU_HIDDEN * _layer_norm(H)
+    return PARAMETER_COUNT
 
 
 #: Where each variant puts layer normalization: (ν_in, ν_h).
@@ -301,15 +289,6 @@ def derived_parameters(variant: str, inputs: int = 784, hidden: int = 100, class
     value = parameter_formula().subs({D: inputs, H: hidden, K: classes,
                                       NU_INPUT: nu_input, NU_HIDDEN: nu_hidden})
     return int(value)
-
-
-def parameter_equation(label: str = "eq-mlp-parameters"):
-    """The formula as a labelled display equation (the chapter passes ``label=`` literally,
-    so the book check sees where the label is defined)."""
-    from IPython.display import Markdown
-
-    latex = sp.latex(parameter_formula())
-    return Markdown(f"$$\nP = {latex}\n$$ {{#{label}}}")
 
 
 def parameter_table(optimizers_result, layer_norm_result, inputs: int = 784, hidden: int = 100,
