@@ -391,8 +391,9 @@ class Experiment:
         items = self.runs(profile)
         fingerprints = {n: d.provenance.fingerprint for n, d in datasets.items()}
         keys = [self.run_key(item, fingerprints) for item in items]
-        missing = [i for i, key in enumerate(keys)
-                   if self._must_refresh(key) or self._read(key) is None]
+        # Each cached run is read (and its checksums verified) once.
+        entries = {key: None if self._must_refresh(key) else self._read(key) for key in keys}
+        missing = [i for i, key in enumerate(keys) if entries[key] is None]
         task = RunTask(self.name, self.module, _module_root(self.module), profile,
                        str(cache.root()), environment.backend())
         bar = tqdm(total=len(items), initial=len(items) - len(missing), unit="run",
@@ -405,11 +406,9 @@ class Experiment:
             for _ in joblib.Parallel(n_jobs=processes, return_as="generator_unordered")(calls):
                 bar.update()
         _refreshed.update(keys[i] for i in missing)
-        return [self._run_output(key) for key in keys]
-
-    def _run_output(self, key: str) -> dict:
-        entry = cache.read(self.name, key)
-        return {**entry.record["metrics"], **entry.arrays}
+        for i in missing:
+            entries[keys[i]] = cache.read(self.name, keys[i])
+        return [{**entries[key].record["metrics"], **entries[key].arrays} for key in keys]
 
     def compute_run(self, profile: profiles.Profile, item: dict, key: str) -> None:
         """Compute one run and commit it under ``key`` (in a worker process)."""
