@@ -4,6 +4,8 @@
     python -m analysis list                            experiments and cache state
     python -m analysis run CHAPTER|EXPERIMENT [--profile P]
     python -m analysis cache clear [EXPERIMENT] | cache verify
+    python -m analysis tune SEARCH [--workers N | --chief | --worker ...]
+                                                       a keras-tuner search (analysis.tuning)
 
 Every mistake of the user's ends in one line on stderr and exit status 2.
 """
@@ -29,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from analysis.data import cli as data_cli
     from analysis import runner_cli
+    from analysis.tuning import cli as tuning_cli
 
     data_cli.add_commands(commands)
     runner_cli.add_commands(commands)
+    tuning_cli.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,172 @@
+"""``python -m analysis tune SEARCH``: a keras-tuner search, in one process or distributed.
+
+    tune SEARCH [--profile P]                       one process (as ``run``)
+    tune SEARCH --workers N [--profile P]           chief + N local workers on 127.0.0.1
+    tune SEARCH --chief [--port P] [--address A]    chief for workers on other machines
+                [--workers N]                       (plus N local workers)
+    tune SEARCH --worker --chief-address HOST:P     a worker, on any machine
+                [--tuner-id ID]
+
+Everything is checked before Keras is imported, so a wrong name, address or
+port is a one-line error (exit status 2) at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import socket
+import sys
+
+from analysis.errors import UserError
+from analysis.tuning import addresses, searches
+
+
+def add_commands(commands) -> None:
+    tune = commands.add_parser("tune", help="run a keras-tuner search (optionally distributed)")
+    tune.add_argument("search", help="the search's experiment name, e.g. examples.tiny_random")
+    tune.add_argument("--profile", help="smoke, default or full (default: the active one)")
+    tune.add_argument("--workers", type=int, help="local worker processes (default: none, "
+                      "i.e. one process; with --chief: 0)")
+    role = tune.add_mutually_exclusive_group()
+    role.add_argument("--chief", action="store_true",
+                      help="run the chief that workers on other machines connect to")
+    role.add_argument("--worker", action="store_true",
+                      help="run a worker of the chief at --chief-address")
+    tune.add_argument("--port", help="chief: port to listen on (default: a free one)")
+    tune.add_argument("--address", help="chief: address to listen on (default: 127.0.0.1)")
+    tune.add_argument("--allow-wildcard", action="store_true",
+                      help="chief: allow --address 0.0.0.0 or :: (the service has no "
+                      "authentication; only on a private network)")
+    tune.add_argument("--chief-address", help="worker: the chief's HOST:PORT")
+    tune.add_argument("--tuner-id", help="worker: its id, unique per worker; restart a dead "
+                      "worker with the same id to resume its trial (default: worker-HOSTNAME)")
+    tune.add_argument("--chief-timeout", type=float, default=60.0,
+                      help="seconds a worker waits for the chief to answer (default: 60)")
+    tune.add_argument("--max-restarts", type=int, default=2,
+                      help="restarts of each local worker before the search fails (default: 2)")
+    # Set by the supervisor for its local workers: the chief's own search directory.
+    tune.add_argument("--directory", help=argparse.SUPPRESS)
+    tune.set_defaults(handler=tune_command)
+
+
+def _check(args) -> None:
+    """Every combination that cannot work, as one line each."""
+    if args.worker:
+        if not args.chief_address:
+            raise UserError("--worker needs --chief-address HOST:PORT (printed by the chief)")
+        for option in ("workers", "port", "address"):
+            if getattr(args, option) is not None:
+                raise UserError(f"--{option} is for the chief, not for a --worker")
+    else:
+        for option in ("chief_address", "tuner_id", "directory"):
+            if getattr(args, option) is not None:
+                raise UserError(f"--{option.replace('_', '-')} is only for a --worker")
+    if not args.chief and (args.port is not None or args.address is not None or args.allow_wildcard):
+        raise UserError("--port, --address and --allow-wildcard are only for --chief "
+                        "(with --workers alone the chief listens on 127.0.0.1, on a free port)")
+    if args.workers is not None and args.workers < (0 if args.chief else 1):
+        raise UserError(f"--workers {args.workers}: give at least {0 if args.chief else 1}")
+    if args.chief_timeout <= 0:
+        raise UserError(f"--chief-timeout {args.chief_timeout:g} must be positive (seconds)")
+    if args.max_restarts < 0:
+        raise UserError(f"--max-restarts {args.max_restarts} must be 0 or more")
+
+
+def tune_command(args) -> int:
+    from analysis import profiles
+
+    _check(args)
+    search = searches.lookup(args.search)
+    profile = profiles.get(args.profile) if args.profile else profiles.current()
+    if args.worker:
+        from analysis.tuning import worker
+
+        chief = addresses.parse(args.chief_address)
+        tuner_id = worker.check_tuner_id(args.tuner_id or f"worker-{socket.gethostname()}")
+        try:
+            worker.run(search, profile, chief, tuner_id, args.chief_timeout, args.directory)
+        except worker.ChiefLost as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        return 0
+    if args.chief or args.workers:
+        address = addresses.listen_address(args.address, args.port,
+                                           allow_wildcard=args.allow_wildcard)
+        return _distributed(search, profile, address, args)
+    return _single_process(search, profile)
+
+
+def _report(result) -> None:
+    where = ("cache" if result.from_cache
+             else f"computed in {result.provenance['wall_seconds']:.1f} s")
+    print(f"{result.experiment}: {where} -> {result.path}", flush=True)
+
+
+def _single_process(search, profile) -> int:
+    from analysis import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+    _report(searches.experiment_for(search)(profile))
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _distributed(search, profile, address, args) -> int:
+    from analysis import cache, import_tensorflow_quietly
+    from analysis.tuning import chief as chief_module
+    from analysis.tuning.supervisor import Progress, Supervisor, TuningFailed
+
+    # A SIGTERM (e.g. from a batch system) shuts the workers down like Ctrl-C.
+    signal.signal(signal.SIGTERM, _interrupt)
+    import_tensorflow_quietly()
+    experiment = searches.experiment_for(search)
+    key = experiment.key(profile)
+    if experiment.cached(profile) and not experiment._must_refresh(key):
+        print(f"{experiment.name}: already cached -> {experiment.cached(profile)}", flush=True)
+        return 0
+    workers = args.workers or 0
+    # The search happens in a partial entry directory: removed on every way
+    # out (Ctrl-C included) and never mistaken for a result.
+    with cache.building(experiment.name, key) as staging:
+        directory = staging / "search"
+        tuner, _ = search.factory()(profile, directory)
+        with chief_module.serving(tuner, address) as chief:
+            supervisor = Supervisor(search.name, profile.name, chief.address, directory,
+                                    staging / "logs", workers, args.max_restarts,
+                                    args.chief_timeout)
+            try:
+                supervisor.start()
+                print(_announce(search, profile, chief, supervisor), flush=True)
+                progress = Progress(chief)
+
+                def tick():
+                    progress()
+                    supervisor.check(chief)
+
+                chief_module.wait(chief, tick)
+                supervisor.finish()
+            except TuningFailed as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+            finally:
+                supervisor.stop()
+        exclude = {f"{tuner_id}.json" for tuner_id in supervisor.tuner_ids}
+        with searches.adopting(search.name, directory, len(tuner.oracle.trials), exclude):
+            result = experiment(profile)
+    _report(result)
+    return 0
+
+
+def _announce(search, profile, chief, supervisor) -> str:
+    local = ", ".join(f"{w.tuner_id} (pid {w.process.pid})" for w in supervisor.workers.values())
+    line = (f"chief of {search.name} [{profile.name}] listening on {chief.address}; "
+            f"local workers: {local or 'none'}")
+    if not supervisor.workers or chief.address.host not in ("127.0.0.1", "::1", "localhost"):
+        line += (f"; on each other machine run: python -m analysis tune {search.name} "
+                 f"--worker --chief-address {chief.address} --profile {profile.name} "
+                 "--tuner-id worker-NAME")
+    return line

@@ -1,0 +1,185 @@
+"""Distributed tuning (analysis.tuning): chief and workers on 127.0.0.1, through the CLI.
+
+Every run is the test search ``examples.tiny_random`` (a tiny Dense network on
+synthetic data, smoke profile: 3 trials of one epoch). Every subprocess has a
+timeout, so a hang fails the test instead of stalling the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analysis import cache
+from analysis.config import PROJECT_ROOT
+from analysis.tuning import examples
+
+SEARCH = "examples.tiny_random"
+MAX_TRIALS = examples.BUDGETS["smoke"].max_trials
+RUN_TIMEOUT = 300  # seconds; a run takes well under a minute on a quiet 2-core CPU
+
+
+def _environment(cache_dir: Path, markers: Path | None = None) -> dict:
+    environment = dict(os.environ, NNSTUDY_CACHE=str(cache_dir), NNSTUDY_PROGRESS="0")
+    environment.pop("NNSTUDY_REFRESH", None)
+    if markers is not None:
+        environment[examples.MARKERS_VARIABLE] = str(markers)
+    return environment
+
+
+def _command(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "analysis", "tune", SEARCH, "--profile", "smoke", *arguments]
+
+
+def tune(cache_dir: Path, *arguments: str, timeout: float = RUN_TIMEOUT):
+    return subprocess.run(_command(*arguments), cwd=PROJECT_ROOT, env=_environment(cache_dir),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def start(cache_dir: Path, markers: Path, *arguments: str) -> subprocess.Popen:
+    return subprocess.Popen(_command(*arguments), cwd=PROJECT_ROOT,
+                            env=_environment(cache_dir, markers), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_marker(markers: Path, process: subprocess.Popen, timeout: float = 180) -> Path:
+    """The first marker a trial leaves when its training starts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(markers.glob("worker-*"))
+        if found:
+            return found[0]
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail(f"no trial started within {timeout} s")
+
+
+def trials_in_cache(cache_dir: Path, monkeypatch) -> list[dict]:
+    """The finished search, read back through the experiment (it must be cached)."""
+    monkeypatch.setenv("NNSTUDY_CACHE", str(cache_dir))
+    result = examples.tiny_random("smoke")
+    assert result.from_cache
+    return result["trials"]
+
+
+def assert_each_trial_once(trials: list[dict]) -> None:
+    assert len(trials) == MAX_TRIALS
+    assert len({t["trial_id"] for t in trials}) == MAX_TRIALS
+    assert len({tuple(sorted(t["values"].items())) for t in trials}) == MAX_TRIALS
+    assert all(t["status"] == "COMPLETED" for t in trials), trials
+    # The oracle counts how often each trial was ended: once, never twice.
+    assert all(t["times_ended"] == 1 for t in trials), trials
+
+
+def configurations(trials: list[dict]) -> set:
+    return {tuple(sorted(t["values"].items())) for t in trials}
+
+
+def progress_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if line.startswith("trial ")]
+
+
+@pytest.fixture(scope="module")
+def two_workers(tmp_path_factory):
+    cache_dir = tmp_path_factory.mktemp("two-workers")
+    finished = tune(cache_dir, "--workers", "2")
+    assert finished.returncode == 0, finished.stderr
+    return cache_dir, finished
+
+
+def test_chief_and_two_workers_complete_every_trial_once(two_workers, monkeypatch):
+    cache_dir, finished = two_workers
+    assert_each_trial_once(trials_in_cache(cache_dir, monkeypatch))
+    lines = progress_lines(finished.stdout)
+    assert len(lines) == MAX_TRIALS, finished.stdout
+    assert {re.search(r" on (worker-\d)", line).group(1) for line in lines} <= {"worker-0",
+                                                                               "worker-1"}
+    assert not cache.partials()
+
+
+def test_one_and_two_workers_evaluate_the_same_configurations(two_workers, tmp_path,
+                                                              monkeypatch):
+    """Random search: the chief's seeded oracle proposes, whoever asks."""
+    finished = tune(tmp_path, "--workers", "1")
+    assert finished.returncode == 0, finished.stderr
+    one = trials_in_cache(tmp_path, monkeypatch)
+    two = trials_in_cache(two_workers[0], monkeypatch)
+    assert_each_trial_once(one)
+    assert configurations(one) == configurations(two)
+
+
+def test_a_killed_worker_is_restarted_and_finishes_its_trial(tmp_path, monkeypatch):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    chief = start(tmp_path / "cache", markers, "--workers", "2")
+    try:
+        marker = wait_for_marker(markers, chief)
+        tuner_id, pid = marker.name.split(".")[:2]
+        os.kill(int(pid), signal.SIGKILL)  # in the middle of its trial: training has begun
+        stdout, stderr = chief.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        chief.kill()
+    assert chief.returncode == 0, stderr
+    restart = re.search(rf"{tuner_id} \(pid {pid}\) killed by SIGKILL during trial (\d+) ",
+                        stdout)
+    assert restart, stdout
+    trials = trials_in_cache(tmp_path / "cache", monkeypatch)
+    assert_each_trial_once(trials)
+    assert restart.group(1) in {t["trial_id"] for t in trials}
+    assert len(progress_lines(stdout)) == MAX_TRIALS, stdout
+
+
+def test_ctrl_c_stops_every_worker_and_keeps_no_entry(tmp_path, monkeypatch):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    chief = start(tmp_path / "cache", markers, "--workers", "2")
+    try:
+        announced = chief.stdout.readline()
+        pids = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", announced)]
+        assert len(pids) == 2, announced
+        wait_for_marker(markers, chief)
+        chief.send_signal(signal.SIGINT)
+        _, stderr = chief.communicate(timeout=60)
+    finally:
+        chief.kill()
+    assert chief.returncode == 130, stderr
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    monkeypatch.setenv("NNSTUDY_CACHE", str(tmp_path / "cache"))
+    assert cache.entries() == [] and cache.partials() == []
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("--worker", "--chief-address", "127.0.0.1"), "is not HOST:PORT"),
+    (("--worker", "--chief-address", "127.0.0.1:70000"), "out of range"),
+    (("--worker", "--chief-address", "no-such-host.invalid:8000"), "cannot resolve"),
+    (("--chief", "--address", "0.0.0.0"), "--allow-wildcard"),
+    (("--workers", "2", "--port", "8000"), "only for --chief"),
+])
+def test_a_bad_address_is_one_line_and_exit_2(tmp_path, arguments, message):
+    finished = tune(tmp_path, *arguments, timeout=60)
+    assert finished.returncode == 2
+    assert finished.stderr.count("\n") == 1 and message in finished.stderr, finished.stderr
+    assert not (tmp_path / SEARCH).exists()
+
+
+def test_a_worker_without_a_chief_says_so_and_exits_2(tmp_path):
+    import socket
+
+    with socket.socket() as probe:  # a port with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    finished = tune(tmp_path, "--worker", "--chief-address", f"127.0.0.1:{port}",
+                    "--chief-timeout", "2", timeout=60)
+    assert finished.returncode == 2
+    assert finished.stderr.count("\n") == 1, finished.stderr
+    assert f"no tuning chief answered at 127.0.0.1:{port} within 2 s" in finished.stderr
