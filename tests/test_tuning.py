@@ -116,6 +116,21 @@ def test_one_and_two_workers_evaluate_the_same_configurations(two_workers, tmp_p
     assert configurations(one) == configurations(two)
 
 
+def test_a_distributed_search_lands_where_a_single_process_search_would(two_workers, tmp_path,
+                                                                       monkeypatch):
+    """Same cache key, same trials: a chapter reads either one with no change."""
+    monkeypatch.setenv("NNSTUDY_CACHE", str(tmp_path))
+    single = examples.tiny_random("smoke")  # one process, as `run` or a render computes it
+    assert not single.from_cache
+    monkeypatch.setenv("NNSTUDY_CACHE", str(two_workers[0]))
+    distributed = examples.tiny_random("smoke")
+    assert distributed.from_cache and distributed.key == single.key
+    assert ([(t["trial_id"], t["values"]) for t in distributed["trials"]]
+            == [(t["trial_id"], t["values"]) for t in single["trials"]])
+    assert sorted(p.name for p in (distributed.path / "tuner" / "tiny_random").iterdir()) \
+        == sorted(p.name for p in (single.path / "tuner" / "tiny_random").iterdir())
+
+
 def test_a_killed_worker_is_restarted_and_finishes_its_trial(tmp_path, monkeypatch):
     markers = tmp_path / "markers"
     markers.mkdir()
@@ -183,3 +198,79 @@ def test_a_worker_without_a_chief_says_so_and_exits_2(tmp_path):
     assert finished.returncode == 2
     assert finished.stderr.count("\n") == 1, finished.stderr
     assert f"no tuning chief answered at 127.0.0.1:{port} within 2 s" in finished.stderr
+
+
+# --------------------------------------------------------------------------
+# What holds for which search: the chief's oracle driven as 1, 2 or 3 workers
+# would drive it, with results arriving in many orders (no training needed).
+
+
+def _oracle(kind: str, max_trials: int):
+    import keras_tuner
+
+    space = keras_tuner.HyperParameters()
+    space.Choice("units", [4, 8, 16, 32])
+    space.Choice("learning_rate", [1e-3, 1e-2, 1e-1])
+    options = dict(objective=keras_tuner.Objective("score", "max"), hyperparameters=space)
+    oracles = keras_tuner.oracles
+    oracle = {
+        "random": lambda: oracles.RandomSearchOracle(max_trials=max_trials, seed=3, **options),
+        "grid": lambda: oracles.GridSearchOracle(max_trials=max_trials, **options),
+        "bayesian": lambda: oracles.BayesianOptimizationOracle(
+            max_trials=max_trials, seed=3, num_initial_points=2, **options),
+        "hyperband": lambda: oracles.HyperbandOracle(max_epochs=9, factor=3, seed=3, **options),
+    }[kind]()
+    oracle.verbose = 0
+    return oracle
+
+
+def evaluated_configurations(kind: str, workers: int, order_seed: int, directory: Path,
+                             max_trials: int = 7) -> list:
+    """The configurations a search evaluates when ``workers`` workers ask for
+    trials and report results in an order drawn with ``order_seed``. A trial's
+    score depends on its configuration only, as if training were deterministic."""
+    import random
+
+    oracle = _oracle(kind, max_trials)
+    oracle._set_project_dir(str(directory / f"{kind}-{workers}-{order_seed}"), "search")
+    order, holding, asking = random.Random(order_seed), {}, [f"w{i}" for i in range(workers)]
+    while asking:
+        worker = order.choice(asking)
+        if worker in holding:
+            trial = holding.pop(worker)
+            values = trial.hyperparameters.values
+            score = values["units"] * values["learning_rate"] + values.get("tuner/epochs", 0)
+            oracle.update_trial(trial.trial_id, {"score": score})
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+            continue
+        trial = oracle.create_trial(worker)
+        if trial.status == "STOPPED":
+            asking.remove(worker)
+        elif trial.status == "RUNNING":
+            holding[worker] = trial
+    # Hyperband's link to the trial it continues is an id, which depends on order.
+    return sorted(tuple(sorted((k, v) for k, v in t.hyperparameters.values.items()
+                               if k != "tuner/trial_id"))
+                  for t in oracle.trials.values())
+
+
+@pytest.mark.parametrize("kind", ["random", "grid"])
+def test_random_and_grid_search_evaluate_one_set_whatever_the_order(kind, tmp_path):
+    alone = evaluated_configurations(kind, 1, 0, tmp_path)
+    assert len(alone) == 7
+    for workers in (2, 3):
+        for order_seed in range(4):
+            assert evaluated_configurations(kind, workers, order_seed, tmp_path) == alone
+
+
+@pytest.mark.parametrize("kind", ["bayesian", "hyperband"])
+def test_bayesian_optimization_and_hyperband_depend_on_the_order(kind, tmp_path):
+    """What the chapter states: with several workers these two can evaluate
+    other configurations, because a proposal depends on which results are in."""
+    # Three trials suffice for Bayesian optimization (two random initial
+    # points, then its first proposal) and keep its Gaussian-process fits quick.
+    trials = 3 if kind == "bayesian" else 7
+    alone = evaluated_configurations(kind, 1, 0, tmp_path, trials)
+    others = [evaluated_configurations(kind, 2, seed, tmp_path, trials) for seed in range(4)]
+    assert any(configurations != alone for configurations in others)

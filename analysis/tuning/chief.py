@@ -14,7 +14,6 @@ pull request 645).
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import time
 from dataclasses import dataclass
@@ -67,20 +66,20 @@ def _servicer_class():
 
 
 class Chief:
-    """The oracle of ``tuner``, served at ``address`` until the search ends."""
+    """A gRPC server bound at ``address`` at once; it serves a tuner's oracle from :meth:`serve`.
 
-    def __init__(self, tuner, address: Address):
+    Binding first tells the workers the port (port 0: a free one, picked by
+    the operating system at bind time) before Keras has even loaded, so they
+    start while the chief builds its tuner; until :meth:`serve` starts the
+    server they wait for it like workers on another machine would.
+    """
+
+    def __init__(self, address: Address):
         import grpc
         from concurrent import futures
-        from keras_tuner.src import protos
 
-        self.tuner = tuner
-        self.oracle = tuner.oracle
-        self.oracle.verbose = 0  # the supervisor prints one line per trial instead
         # One thread, as in keras-tuner: the oracle's calls are serialised anyway.
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        self.servicer = _servicer_class()(self.oracle)
-        protos.get_service_grpc().add_OracleServicer_to_server(self.servicer, self.server)
         port = self.server.add_insecure_port(str(address))
         if port == 0:
             from analysis.errors import UserError
@@ -88,8 +87,16 @@ class Chief:
             raise UserError(f"the chief cannot listen on {address}: the port is taken or "
                             "the address is not this machine's; pick another --port/--address")
         self.address = Address(address.host, port)
+        self.tuner = self.oracle = self.servicer = None
 
-    def start(self) -> None:
+    def serve(self, tuner) -> None:
+        """Serve ``tuner``'s oracle from now on."""
+        from keras_tuner.src import protos
+
+        self.tuner, self.oracle = tuner, tuner.oracle
+        self.oracle.verbose = 0  # the supervisor prints one line per trial instead
+        self.servicer = _servicer_class()(self.oracle)
+        protos.get_service_grpc().add_OracleServicer_to_server(self.servicer, self.server)
         # The tuner's own state file: the experiment that adopts the finished
         # search reloads the project through it (BaseTuner.__init__).
         self.tuner.save()
@@ -103,7 +110,7 @@ class Chief:
 
     def events(self):
         """The trial events since the last call."""
-        while True:
+        while self.servicer is not None:
             try:
                 yield self.servicer.events.get_nowait()
             except queue.Empty:
@@ -111,21 +118,12 @@ class Chief:
 
     def running_trial(self, tuner_id: str):
         """The trial the worker ``tuner_id`` holds, or None."""
-        return self.oracle.ongoing_trials.get(tuner_id)
+        return self.oracle.ongoing_trials.get(tuner_id) if self.oracle else None
 
     def stop(self, grace: float = 1.0) -> None:
         self.server.stop(grace).wait(grace + 1)
-        self.oracle.save()
-
-
-@contextlib.contextmanager
-def serving(tuner, address: Address):
-    chief = Chief(tuner, address)
-    chief.start()
-    try:
-        yield chief
-    finally:
-        chief.stop()
+        if self.oracle is not None:
+            self.oracle.save()
 
 
 def wait(chief: Chief, tick, interval: float = 0.1) -> None:

@@ -117,46 +117,50 @@ def _interrupt(signum, frame):
 
 def _distributed(search, profile, address, args) -> int:
     from analysis import cache, import_tensorflow_quietly
-    from analysis.tuning import chief as chief_module
+    from analysis.tuning.chief import Chief, wait
     from analysis.tuning.supervisor import Progress, Supervisor, TuningFailed
 
     # A SIGTERM (e.g. from a batch system) shuts the workers down like Ctrl-C.
     signal.signal(signal.SIGTERM, _interrupt)
-    import_tensorflow_quietly()
-    experiment = searches.experiment_for(search)
-    key = experiment.key(profile)
-    if experiment.cached(profile) and not experiment._must_refresh(key):
-        print(f"{experiment.name}: already cached -> {experiment.cached(profile)}", flush=True)
-        return 0
-    workers = args.workers or 0
+    chief = Chief(address)
     # The search happens in a partial entry directory: removed on every way
     # out (Ctrl-C included) and never mistaken for a result.
-    with cache.building(experiment.name, key) as staging:
+    with cache.building(search.name, "tune") as staging:
         directory = staging / "search"
-        tuner, _ = search.factory()(profile, directory)
-        with chief_module.serving(tuner, address) as chief:
-            supervisor = Supervisor(search.name, profile.name, chief.address, directory,
-                                    staging / "logs", workers, args.max_restarts,
-                                    args.chief_timeout)
+        supervisor = Supervisor(search.name, profile.name, chief.address, directory,
+                                staging / "logs", args.workers or 0, args.max_restarts,
+                                args.chief_timeout)
+        try:
+            supervisor.start()  # the workers load Keras while the chief does
+            import_tensorflow_quietly()
+            experiment = searches.experiment_for(search)
+            if experiment.cached(profile) and not experiment._must_refresh(experiment.key(profile)):
+                print(f"{experiment.name}: already cached -> {experiment.cached(profile)}")
+                return 0
+            tuner, _ = search.factory()(profile, directory)
+            chief.serve(tuner)
+            print(_announce(search, profile, chief, supervisor), flush=True)
+            progress = Progress(chief)
+
+            def tick():
+                progress()
+                supervisor.check(chief)
+
             try:
-                supervisor.start()
-                print(_announce(search, profile, chief, supervisor), flush=True)
-                progress = Progress(chief)
-
-                def tick():
-                    progress()
-                    supervisor.check(chief)
-
-                chief_module.wait(chief, tick)
-                supervisor.finish()
-            except TuningFailed as error:
-                print(f"error: {error}", file=sys.stderr)
-                return 1
+                wait(chief, tick)
             finally:
-                supervisor.stop()
-        exclude = {f"{tuner_id}.json" for tuner_id in supervisor.tuner_ids}
-        with searches.adopting(search.name, directory, len(tuner.oracle.trials), exclude):
-            result = experiment(profile)
+                chief.stop()
+            # Every worker has been told to stop and writes nothing more:
+            # adopt the search while they exit.
+            exclude = {f"{tuner_id}.json" for tuner_id in supervisor.tuner_ids}
+            with searches.adopting(search.name, directory, len(tuner.oracle.trials), exclude):
+                result = experiment(profile)
+            supervisor.finish()
+        except TuningFailed as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        finally:
+            supervisor.stop()
     _report(result)
     return 0
 

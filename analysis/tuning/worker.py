@@ -62,8 +62,10 @@ def run(search, profile, chief: Address, tuner_id: str, timeout: float,
     """Take trials from the chief at ``chief`` until it says the search is done."""
     supervisor = os.environ.get(SUPERVISOR_VARIABLE)
     if supervisor:
+        # A local worker loads Keras and builds its tuner while its chief does.
         _exit_with_supervisor(int(supervisor))
-    wait_for_chief(chief, timeout)  # before Keras loads: a wrong address fails fast
+    else:
+        wait_for_chief(chief, timeout)  # before Keras loads: a wrong address fails fast
 
     os.environ["KERASTUNER_TUNER_ID"] = tuner_id
     os.environ["KERASTUNER_ORACLE_IP"] = chief.host
@@ -82,6 +84,7 @@ def run(search, profile, chief: Address, tuner_id: str, timeout: float,
                else tempfile.TemporaryDirectory(prefix="nnstudy-tune-worker-"))
     with scratch as where:
         tuner, search_kwargs = search.factory()(profile, Path(where))
+        wait_for_chief(chief, timeout)
         try:
             tuner.search(**search_kwargs)
         except grpc.RpcError as error:
