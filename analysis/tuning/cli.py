@@ -62,7 +62,8 @@ def _check(args) -> None:
         for option in ("chief_address", "tuner_id", "directory"):
             if getattr(args, option) is not None:
                 raise UserError(f"--{option.replace('_', '-')} is only for a --worker")
-    if not args.chief and (args.port is not None or args.address is not None or args.allow_wildcard):
+    chief_options = args.port is not None or args.address is not None or args.allow_wildcard
+    if not args.chief and chief_options:
         raise UserError("--port, --address and --allow-wildcard are only for --chief "
                         "(with --workers alone the chief listens on 127.0.0.1, on a free port)")
     if args.workers is not None and args.workers < (0 if args.chief else 1):

@@ -115,9 +115,12 @@ class Supervisor:
             cause = _cause(returncode)
             if worker.restarts >= self.max_restarts:
                 tail = _last_line(worker.log)
+                deaths = worker.restarts + 1
                 raise TuningFailed(
-                    f"{worker.tuner_id} failed {worker.restarts + 1} times, last {cause} "
-                    f"{during}; search abandoned" + (f" (its log ends: {tail})" if tail else ""))
+                    f"{worker.tuner_id} died {deaths} time{'s' if deaths > 1 else ''} "
+                    f"(last: {cause}) {during}; gave up after {self.max_restarts} "
+                    f"restart{'' if self.max_restarts == 1 else 's'} (--max-restarts)"
+                    + (f"; its log ends: {tail}" if tail else ""))
             worker.restarts += 1
             self.say(f"{worker.tuner_id} (pid {worker.process.pid}) {cause} {during}; "
                      f"restarting it with the same tuner id "
