@@ -217,6 +217,17 @@ def test_arguments_are_checked_before_keras_loads():
     assert finished.stdout.split() == ["2", "False"], finished.stderr
 
 
+def test_a_chief_on_a_taken_port_is_one_line_and_exit_2(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        finished = tune(tmp_path, "--chief", "--port", str(taken.getsockname()[1]), timeout=60)
+    assert finished.returncode == 2, finished.stderr
+    assert finished.stderr.count("\n") == 1 and "cannot listen on" in finished.stderr
+
+
 def test_an_unknown_search_lists_the_valid_ones(cache_dir, capsys):
     assert cli.main(["tune", "no_such_search", "--workers", "2"]) == 2
     assert f"valid searches: {SEARCH}" in capsys.readouterr().err

@@ -14,10 +14,12 @@ pull request 645).
 
 from __future__ import annotations
 
+import os
 import queue
 import time
 from dataclasses import dataclass
 
+from analysis.errors import UserError
 from analysis.tuning.addresses import Address
 
 
@@ -75,15 +77,18 @@ class Chief:
     """
 
     def __init__(self, address: Address):
+        # gRPC's C core logs a failed bind on its own; the error below says it in one line.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
         import grpc
         from concurrent import futures
 
         # One thread, as in keras-tuner: the oracle's calls are serialised anyway.
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-        port = self.server.add_insecure_port(str(address))
+        try:
+            port = self.server.add_insecure_port(str(address))
+        except RuntimeError:  # what gRPC raises when it cannot bind
+            port = 0
         if port == 0:
-            from analysis.errors import UserError
-
             raise UserError(f"the chief cannot listen on {address}: the port is taken or "
                             "the address is not this machine's; pick another --port/--address")
         self.address = Address(address.host, port)
