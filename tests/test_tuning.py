@@ -106,6 +106,7 @@ def test_chief_and_two_workers_complete_every_trial_once(two_workers, monkeypatc
     assert_each_trial_once(trials_in_cache(cache_dir, monkeypatch))
     lines = progress_lines(finished.stdout)
     assert len(lines) == MAX_TRIALS, finished.stdout
+    assert "restarting" not in finished.stdout  # no worker died
     assert {re.search(r" on (worker-\d)", line).group(1) for line in lines} <= {"worker-0",
                                                                                "worker-1"}
     assert not cache.partials()

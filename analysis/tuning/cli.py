@@ -135,6 +135,7 @@ def _distributed(search, profile, address, args) -> int:
             supervisor.start()  # the workers load Keras while the chief does
             import_tensorflow_quietly()
             experiment = searches.experiment_for(search)
+            # Cached and not named in NNSTUDY_REFRESH (the runner's own rule): done.
             if experiment.cached(profile) and not experiment._must_refresh(experiment.key(profile)):
                 print(f"{experiment.name}: already cached -> {experiment.cached(profile)}")
                 return 0
