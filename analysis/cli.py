@@ -4,6 +4,8 @@
     python -m analysis list                            experiments and cache state
     python -m analysis run CHAPTER|EXPERIMENT [--profile P]
     python -m analysis cache clear [EXPERIMENT] | cache verify
+    python -m analysis digits train [--profile P] [--output DIR]
+    python -m analysis predict-digit IMAGE... [--model PATH] [--show OUT.png]
 
 Every mistake of the user's ends in one line on stderr and exit status 2.
 """
@@ -29,9 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from analysis.data import cli as data_cli
     from analysis import runner_cli
+    from analysis.digits import cli as digits_cli
 
     data_cli.add_commands(commands)
     runner_cli.add_commands(commands)
+    digits_cli.add_commands(commands)
     return parser
 
 
