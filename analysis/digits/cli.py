@@ -9,7 +9,6 @@ image and loads the model before it prints or writes anything.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from analysis import config, import_tensorflow_quietly, profiles
@@ -120,15 +119,9 @@ def _write_figure(path: Path, read, probabilities) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
+    from analysis.digits import export
     from analysis.plots import digits as figures
 
     figure = figures.pipeline([steps for _, steps in read], probabilities,
                               names=[p.name for p, _ in read])
-    descriptor, scratch = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=path.suffix, dir=path.parent)
-    os.close(descriptor)
-    try:
-        figure.savefig(scratch, bbox_inches="tight")
-        os.replace(scratch, path)
-    finally:
-        if os.path.exists(scratch):
-            os.unlink(scratch)
+    export.write_atomically(path, lambda scratch: figure.savefig(scratch, bbox_inches="tight"))

@@ -52,17 +52,25 @@ def _quiet_legacy_format():
         logger.setLevel(level)
 
 
-def _save_atomically(model, target: Path) -> None:
+def write_atomically(target: Path, write) -> None:
+    """``write(scratch_path)`` into a temporary file next to ``target``, then
+    rename it into place: a reader never sees half a file, and a failure
+    leaves nothing behind."""
+    target = Path(target)
     descriptor, scratch = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=target.suffix,
                                            dir=target.parent)
     os.close(descriptor)
     try:
-        with _quiet_legacy_format():
-            model.save(scratch)
+        write(scratch)
         os.replace(scratch, target)
     finally:
         if os.path.exists(scratch):
             os.unlink(scratch)
+
+
+def _save(model, scratch: str) -> None:
+    with _quiet_legacy_format():
+        model.save(scratch)
 
 
 def export(model, directory) -> tuple[Path, Path]:
@@ -71,7 +79,7 @@ def export(model, directory) -> tuple[Path, Path]:
     directory.mkdir(parents=True, exist_ok=True)
     paths = directory / KERAS_NAME, directory / H5_NAME
     for path in paths:
-        _save_atomically(model, path)
+        write_atomically(path, lambda scratch: _save(model, scratch))
     return paths
 
 

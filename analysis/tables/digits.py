@@ -126,3 +126,74 @@ def per_digit_accuracy(result, which: str) -> np.ndarray:
     totals = matrix.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(totals > 0, np.diag(matrix) / np.maximum(totals, 1), np.nan)
+
+
+def shape_measures(images: np.ndarray) -> dict[str, np.ndarray]:
+    """Per 28 × 28 digit: ink share (pixels above half intensity, a measure of
+    stroke thickness) and the bounding box's width over its height."""
+    images = np.asarray(images, dtype=float)
+    images = images / 255.0 if images.max() > 1 else images
+    ink = (images > 0.5).mean(axis=(1, 2))
+    widths = (images.max(axis=1) > 0.05).sum(axis=1)
+    heights = (images.max(axis=2) > 0.05).sum(axis=1)
+    return {"ink share": ink, "width / height": widths / np.maximum(heights, 1)}
+
+
+def failure_profile(result, which: str = "sklearn") -> list[dict]:
+    """For each shape measure: its median over misread and over correctly read
+    digits, and a two-sided Mann-Whitney test of the difference."""
+    labels, predicted = labels_and_predictions(result, which)
+    measures = shape_measures(result["sklearn_images"])
+    wrong = labels != predicted
+    rows = []
+    for name, values in measures.items():
+        if wrong.all() or not wrong.any():
+            rows.append({"measure": name, "wrong": float(np.median(values[wrong])) if wrong.any() else np.nan,
+                         "right": float(np.median(values[~wrong])) if (~wrong).any() else np.nan,
+                         "p": np.nan})
+            continue
+        test = scipy_stats.mannwhitneyu(values[wrong], values[~wrong], alternative="two-sided")
+        rows.append({"measure": name, "wrong": float(np.median(values[wrong])),
+                     "right": float(np.median(values[~wrong])), "p": float(test.pvalue)})
+    return rows
+
+
+def failure_sentence(result, which: str = "sklearn") -> str:
+    """Markdown: how misread digits differ in shape from correctly read ones."""
+    rows = failure_profile(result, which)
+    if any(np.isnan(row["p"]) for row in rows):
+        return ("With no digit misread (or none read correctly) there is nothing to set the "
+                "misread digits' shapes against.")
+    parts = []
+    for row in rows:
+        higher = "larger" if row["wrong"] > row["right"] else "smaller" if row["wrong"] < row["right"] else "the same"
+        verdict = (f"a difference unlikely by chance (Mann-Whitney, p = {row['p']:.2g})" if row["p"] < 0.05
+                   else f"not a difference the Mann-Whitney test tells apart from chance (p = {row['p']:.2g})")
+        parts.append(f"their median {row['measure']} is {higher} than that of the digits read "
+                     f"correctly ({row['wrong']:.2f} against {row['right']:.2f}), {verdict}")
+    return "Compared with the rest, the misread digits differ in shape as follows: " + "; ".join(parts) + "."
+
+
+def weakest_digit(result, which: str = "sklearn") -> str:
+    """The digit read correctly least often, with its accuracy."""
+    accuracies = per_digit_accuracy(result, which)
+    digit = int(np.nanargmin(accuracies))
+    ties = [d for d in range(10) if np.isclose(accuracies[d], accuracies[digit])]
+    names = " and ".join(str(d) for d in ties)
+    verb = "was" if len(ties) == 1 else "were each"
+    return f"{names} {verb} read correctly least often ({accuracies[digit]:.1%})"
+
+
+def budget_callout(profile, result) -> str:
+    """What the profile's budget allows (the smoke caveat only under smoke)."""
+    config = result.provenance["config"]
+    sizes = result["sizes"]
+    epoch_word = "epoch" if config["epochs"] == 1 else "epochs"
+    lines = [f"This copy was built with the **{profile.name}** profile: one model, "
+             f"{config['epochs']} {epoch_word} on {sizes['train']:,} training digits "
+             f"({sizes['validation']:,} for validation), scored on {sizes['test']:,} MNIST test digits, "
+             f"{result['sklearn_count']:,} of scikit-learn's digits and {result['photo_count']:,} photos."]
+    if profile.name == "smoke":
+        lines.append("That is far too little training for a good recognizer: under the `smoke` profile "
+                     "the numbers only show that the code runs.")
+    return "::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines) + "\n:::\n"
