@@ -24,10 +24,12 @@ from analysis.config import PROJECT_ROOT
 from analysis.digits import export, photos, preprocess
 
 #: Photos of MNIST test digits read as the same digit as their clean version
-#: by the smoke model, at least this often. Measured: 16 of 20 (jax and
-#: tensorflow) with the smoke model; the minimum leaves room for one or two
-#: digits that a backend's rounding tips the other way.
-MIN_PHOTO_AGREEMENT = 0.7
+#: by the smoke model, at least this often. Measured on the last 20 offline
+#: test digits with photo seed 7: 20 of 20 on JAX, 18 of 20 on TensorFlow
+#: (with five other photo seeds: 17-20 and 14-19 of 20). The smoke model is
+#: weak (two epochs, about 80% on clean digits), so its undecided digits tip
+#: easily; a pipeline that broke the photos would leave chance agreement.
+MIN_PHOTO_AGREEMENT = 0.8
 PHOTO_TEST_DIGITS = 20
 
 

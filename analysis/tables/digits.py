@@ -164,14 +164,19 @@ def failure_sentence(result, which: str = "sklearn") -> str:
     if any(np.isnan(row["p"]) for row in rows):
         return ("With no digit misread (or none read correctly) there is nothing to set the "
                 "misread digits' shapes against.")
+    formats = {"ink share": "{:.1%}", "width / height": "{:.2f}"}
     parts = []
     for row in rows:
-        higher = "larger" if row["wrong"] > row["right"] else "smaller" if row["wrong"] < row["right"] else "the same"
-        verdict = (f"a difference unlikely by chance (Mann-Whitney, p = {row['p']:.2g})" if row["p"] < 0.05
-                   else f"not a difference the Mann-Whitney test tells apart from chance (p = {row['p']:.2g})")
-        parts.append(f"their median {row['measure']} is {higher} than that of the digits read "
-                     f"correctly ({row['wrong']:.2f} against {row['right']:.2f}), {verdict}")
-    return "Compared with the rest, the misread digits differ in shape as follows: " + "; ".join(parts) + "."
+        wrong, right = (formats[row["measure"]].format(row[k]) for k in ("wrong", "right"))
+        relation = ("larger than" if row["wrong"] > row["right"] else
+                    "smaller than" if row["wrong"] < row["right"] else "equal to")
+        verdict = (f"a shift unlikely by chance (Mann-Whitney, p = {row['p']:.2g})" if row["p"] < 0.05
+                   else f"not a shift the Mann-Whitney test tells apart from chance (p = {row['p']:.2g})")
+        parts.append(f"their median {row['measure']} is {relation} that of the digits read "
+                     f"correctly ({wrong} against {right}), {verdict}")
+    return ("The ink share (pixels above half intensity, which grows with stroke thickness) and the "
+            "width-to-height ratio of the digit's box compare as follows: "
+            + "; ".join(parts) + ".")
 
 
 def weakest_digit(result, which: str = "sklearn") -> str:
