@@ -260,3 +260,58 @@ def test_a_bad_image_is_rejected_before_a_backend_loads(tmp_path):
                               cwd=PROJECT_ROOT, env={**os.environ, "NNSTUDY_MODELS": str(tmp_path)})
     assert finished.returncode == 2, finished.stderr
     assert finished.stderr.strip().startswith("error: ") and "no such file" in finished.stderr
+
+
+# --- sentences computed from results: every outcome ------------------------------------
+
+
+class FakeResult(dict):
+    """What the chapter's tables read from a result: arrays by name, a data source."""
+
+    def data_source(self, dataset=None):
+        return "test data"
+
+
+def _one_hot(predicted) -> np.ndarray:
+    return np.eye(10)[np.asarray(predicted)]
+
+
+def _photo_result(labels, clean, photo) -> FakeResult:
+    return FakeResult(photo_labels=np.asarray(labels), clean_probabilities=_one_hot(clean),
+                      photo_probabilities=_one_hot(photo))
+
+
+@pytest.mark.parametrize("clean, photo, expected", [
+    ([0, 1, 2, 3], [0, 1, 2, 3], "every one of the 4 digits"),
+    ([0, 1, 2, 3], [0, 1, 2, 0], "lost accuracy"),
+    ([0, 1, 2, 0], [0, 1, 2, 3], "gained accuracy"),
+    ([0, 1, 2, 0], [0, 1, 0, 3], "kept the same accuracy"),
+])
+def test_the_photo_sentence_handles_every_outcome(clean, photo, expected):
+    from analysis.tables import digits as tables
+
+    sentence = tables.photo_sentence(_photo_result([0, 1, 2, 3], clean, photo))
+    assert expected in sentence
+    if expected != "every one of the 4 digits":
+        assert "does not tell apart from chance" in sentence   # four digits prove nothing
+
+
+def test_confusion_and_shape_sentences_handle_a_perfect_model():
+    from analysis.tables import digits as tables
+
+    labels = np.arange(10).repeat(3)
+    result = FakeResult(sklearn_labels=labels, sklearn_probabilities=_one_hot(labels),
+                        sklearn_images=np.zeros((30, 28, 28), dtype=np.uint8))
+    assert tables.confusion_sentence(result) == "The model misread none of these digits."
+    assert "nothing to set" in tables.failure_sentence(result)
+    assert tables.weakest_digits(result).endswith("0 (100.0%), 1 (100.0%) and 2 (100.0%)")
+
+
+def test_the_most_frequent_mistakes_come_first():
+    from analysis.tables import digits as tables
+
+    labels = np.array([9, 9, 9, 4, 4, 1])
+    predicted = np.array([3, 3, 9, 9, 4, 7])
+    result = FakeResult(sklearn_labels=labels, sklearn_probabilities=_one_hot(predicted))
+    assert tables.worst_confusions(result) == [(9, 3, 2), (4, 9, 1), (1, 7, 1)]
+    assert tables.confusion_sentence(result).startswith("The most frequent mistakes: 9 read as 3 (2 times)")

@@ -105,7 +105,7 @@ def worst_confusions(result, which: str = "sklearn", count: int = 3) -> list[tup
     """The most frequent (true, predicted, count) mistakes, most frequent first."""
     matrix = confusion(result, which).astype(int)
     np.fill_diagonal(matrix, 0)
-    order = np.argsort(matrix, axis=None)[::-1][:count]
+    order = np.argsort(matrix, axis=None, kind="stable")[::-1][:count]   # ties: larger index first
     pairs = [(int(i // 10), int(i % 10), int(matrix.flat[i])) for i in order]
     return [pair for pair in pairs if pair[2] > 0]
 
@@ -140,21 +140,22 @@ def shape_measures(images: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def failure_profile(result, which: str = "sklearn") -> list[dict]:
-    """For each shape measure: its median over misread and over correctly read
-    digits, and a two-sided Mann-Whitney test of the difference."""
+    """For each shape measure: its mean over misread and over correctly read
+    digits (means, because the box's width and height are whole pixels and
+    medians tie), and a two-sided Mann-Whitney test of the difference."""
     labels, predicted = labels_and_predictions(result, which)
     measures = shape_measures(result["sklearn_images"])
     wrong = labels != predicted
     rows = []
     for name, values in measures.items():
         if wrong.all() or not wrong.any():
-            rows.append({"measure": name, "wrong": float(np.median(values[wrong])) if wrong.any() else np.nan,
-                         "right": float(np.median(values[~wrong])) if (~wrong).any() else np.nan,
+            rows.append({"measure": name, "wrong": float(np.mean(values[wrong])) if wrong.any() else np.nan,
+                         "right": float(np.mean(values[~wrong])) if (~wrong).any() else np.nan,
                          "p": np.nan})
             continue
         test = scipy_stats.mannwhitneyu(values[wrong], values[~wrong], alternative="two-sided")
-        rows.append({"measure": name, "wrong": float(np.median(values[wrong])),
-                     "right": float(np.median(values[~wrong])), "p": float(test.pvalue)})
+        rows.append({"measure": name, "wrong": float(np.mean(values[wrong])),
+                     "right": float(np.mean(values[~wrong])), "p": float(test.pvalue)})
     return rows
 
 
@@ -164,29 +165,29 @@ def failure_sentence(result, which: str = "sklearn") -> str:
     if any(np.isnan(row["p"]) for row in rows):
         return ("With no digit misread (or none read correctly) there is nothing to set the "
                 "misread digits' shapes against.")
-    formats = {"ink share": "{:.1%}", "width / height": "{:.2f}"}
+    formats = {"ink share": "{:.1%}", "width / height": "{:.3f}"}
     parts = []
     for row in rows:
         wrong, right = (formats[row["measure"]].format(row[k]) for k in ("wrong", "right"))
         relation = ("larger than" if row["wrong"] > row["right"] else
                     "smaller than" if row["wrong"] < row["right"] else "equal to")
-        verdict = (f"a shift unlikely by chance (Mann-Whitney, p = {row['p']:.2g})" if row["p"] < 0.05
-                   else f"not a shift the Mann-Whitney test tells apart from chance (p = {row['p']:.2g})")
-        parts.append(f"their median {row['measure']} is {relation} that of the digits read "
+        verdict = (f"a difference unlikely by chance (Mann-Whitney, p = {row['p']:.2g})" if row["p"] < 0.05
+                   else f"not a difference the Mann-Whitney test tells apart from chance (p = {row['p']:.2g})")
+        parts.append(f"their mean {row['measure']} is {relation} that of the digits read "
                      f"correctly ({wrong} against {right}), {verdict}")
     return ("The ink share (pixels above half intensity, which grows with stroke thickness) and the "
             "width-to-height ratio of the digit's box compare as follows: "
             + "; ".join(parts) + ".")
 
 
-def weakest_digit(result, which: str = "sklearn") -> str:
-    """The digit read correctly least often, with its accuracy."""
+def weakest_digits(result, which: str = "sklearn", count: int = 3) -> str:
+    """The digits read correctly least often, with their accuracies, as words."""
     accuracies = per_digit_accuracy(result, which)
-    digit = int(np.nanargmin(accuracies))
-    ties = [d for d in range(10) if np.isclose(accuracies[d], accuracies[digit])]
-    names = " and ".join(str(d) for d in ties)
-    verb = "was" if len(ties) == 1 else "were each"
-    return f"{names} {verb} read correctly least often ({accuracies[digit]:.1%})"
+    present = [d for d in range(10) if np.isfinite(accuracies[d])]
+    order = sorted(present, key=lambda d: (accuracies[d], d))[:count]
+    described = [f"{d} ({accuracies[d]:.1%})" for d in order]
+    joined = described[0] if len(described) == 1 else ", ".join(described[:-1]) + " and " + described[-1]
+    return f"The digits read correctly least often were {joined}"
 
 
 def budget_callout(profile, result) -> str:
