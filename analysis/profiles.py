@@ -113,6 +113,29 @@ class GeneralizationBudget:
 
 
 @dataclass(frozen=True)
+class CnnBudget:
+    """Chapter 6: convolutional networks on MNIST, CIFAR-10 and SVHN.
+
+    Epoch counts are caps: the CIFAR-10 networks stop early on validation
+    accuracy, the SVHN network on validation loss (both restore their best
+    weights). ``timing_images`` is how many images the timed MNIST epoch
+    holds; the chapter scales its time to a full epoch of real MNIST.
+    """
+
+    mnist: DataBudget
+    mnist_epochs: int
+    mnist_seeds: int
+    timing_images: int
+    cifar: DataBudget
+    cifar_epochs: int
+    cifar_patience: int
+    cifar_seeds: int
+    svhn: DataBudget
+    svhn_epochs: int
+    svhn_patience: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -121,6 +144,7 @@ class Profile:
     mlp: MlpBudget
     depth: DepthBudget
     generalization: GeneralizationBudget
+    cnn: CnnBudget
 
     def seed_list(self, base: int = 0) -> tuple[int, ...]:
         """The seeds of the replicates: ``base, base + 1, ...``."""
@@ -169,6 +193,15 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(200, 400),
             patience=1,
             seeds=2,
+        ),
+        # One epoch of every network on a few hundred images, one seed.
+        cnn=CnnBudget(
+            mnist=DataBudget(train=600, validation=200, test=300),
+            mnist_epochs=1, mnist_seeds=1, timing_images=512,
+            cifar=DataBudget(train=300, validation=100, test=200),
+            cifar_epochs=1, cifar_patience=1, cifar_seeds=1,
+            svhn=DataBudget(train=300, validation=7326, test=200),
+            svhn_epochs=1, svhn_patience=1,
         ),
     ),
     "default": Profile(
@@ -227,6 +260,15 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(500, 1000, 2000),
             patience=5,
         ),
+        # CNN_DEFAULT_NOTE
+        cnn=CnnBudget(
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            mnist_epochs=12, mnist_seeds=2, timing_images=8192,
+            cifar=DataBudget(train=3000, validation=1000, test=2000),
+            cifar_epochs=8, cifar_patience=3, cifar_seeds=2,
+            svhn=DataBudget(train=20000, validation=7326, test=None),
+            svhn_epochs=15, svhn_patience=3,
+        ),
     ),
     "full": Profile(
         name="full",
@@ -264,6 +306,16 @@ PROFILES: dict[str, Profile] = {
             dropout_rates=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8),
             train_sizes=(1000, 3000, 10000, 30000, 55000),
             patience=5,
+        ),
+        # The original protocols: all of MNIST, CIFAR-10's 45,000/5,000/10,000
+        # split, SVHN's training set less 7,326 validation images.
+        cnn=CnnBudget(
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            mnist_epochs=15, mnist_seeds=5, timing_images=55000,
+            cifar=DataBudget(train=45000, validation=5000, test=None),
+            cifar_epochs=50, cifar_patience=8, cifar_seeds=5,
+            svhn=DataBudget(train=None, validation=7326, test=None),
+            svhn_epochs=50, svhn_patience=5,
         ),
     ),
 }
