@@ -38,8 +38,9 @@ SVHN_BATCH_SIZE = 128
 DROPOUT_RATE = 0.5
 #: A full epoch of real MNIST: 60,000 training images less 5,000 for validation.
 MNIST_EPOCH_IMAGES = 55000
-#: The MNIST target of the chapter.
+#: The MNIST target of the chapter, and where the original attempt stopped.
 MNIST_TARGET = 0.99
+EARLIER_MNIST_ACCURACY = 0.985
 #: The SVHN protocol's validation images, drawn from its training set.
 SVHN_VALIDATION = 7326
 

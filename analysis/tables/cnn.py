@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from analysis import pooling, stats
+from analysis import pooling, profiles, stats
 from analysis.tables import markdown
 from analysis.tables.generalization import count
 
@@ -278,8 +278,9 @@ def budget_callout(profile, mnist, cifar, svhn) -> str:
         lines.append("That is far too little training for any network to learn much: under the `smoke` "
                      "profile the figures and sentences only show that the code runs.")
     elif profile.name == "default":
-        lines.append("The `full` profile runs the original protocols (CIFAR-10's 45,000/5,000/10,000 "
-                     "split, up to 50 epochs, five seeds; all of SVHN's training set); this profile "
-                     "trains on subsets for fewer epochs so that the chapter's training fits in about "
-                     "20 minutes on a 2-core CPU.")
+        full = profiles.get("full").cnn
+        lines.append(f"The `full` profile runs the original protocols (CIFAR-10's 45,000/5,000/10,000 "
+                     f"split, up to {count(full.cifar_epochs, 'epoch')}, {count(full.cifar_seeds, 'seed')}; "
+                     "all of SVHN's training set); this profile trains on subsets for fewer epochs so "
+                     "that the chapter's training fits in about 20 minutes on a 2-core CPU.")
     return "::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines) + "\n:::\n"
