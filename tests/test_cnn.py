@@ -100,7 +100,9 @@ def test_pooling_rejects_bad_input():
 # --- pooling backward against autodiff --------------------------------------------
 
 
-@pytest.mark.parametrize("size, stride", [(2, None), (3, None), (3, 1), (3, 2)])
+# Windows side by side (stride = size) and overlapping (stride 1: an entry can
+# collect gradient from several windows).
+@pytest.mark.parametrize("size, stride", [(2, None), (3, 1)])
 def test_pooling_backward_by_hand_equals_autodiff(size, stride):
     differences = experiments.backward_check(size, stride, shape=(7, 6), seed=3)
     assert differences["max"] < 1e-5 and differences["average"] < 1e-5

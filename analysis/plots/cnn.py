@@ -21,11 +21,22 @@ def _finished(figure):
     return figure
 
 
+def _epoch_axis(axis, epochs: int) -> None:
+    """Whole epochs on the x axis; a single epoch gets one tick, not fractions of one."""
+    axis.set_xlabel("epoch")
+    if epochs == 1:
+        axis.set_xticks([1])
+        axis.set_xlim(0.5, 1.5)
+    else:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def tutorial_accuracy(result):
     """Accuracy per epoch of the 32-64-64 network: training and validation."""
     figure = common.learning_curves({NET_LABELS["32-64-64"]: result["histories"]["32-64-64"]}, "accuracy",
                                     source=result.data_source("cifar10"), splits=_TRAINING)
-    figure.axes[0].legend(fontsize="small", loc="lower right")
+    figure.axes[0].legend(fontsize="small", loc="best")
+    _epoch_axis(figure.axes[0], len(result["histories"]["32-64-64"][0]["loss"]))
     return _finished(figure)
 
 
@@ -55,8 +66,7 @@ def cifar_curves(result):
     axes[0].set_ylabel("cross-entropy")
     axes[1].set_ylabel("error (1 − accuracy)")
     for axis in axes:
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        _epoch_axis(axis, max(len(runs[0]["loss"]) for runs in result["histories"].values()))
     axes[1].legend(fontsize="x-small", title="solid: validation, dashed: training", title_fontsize="x-small")
     figure.tight_layout()
     common.source_footer(figure, result.data_source("cifar10"))
@@ -79,27 +89,48 @@ def confusion(matrix, class_names, source: str, title: str | None = None):
     return _finished(figure)
 
 
+#: Filters per row of a feature-map grid; a layer with more wraps onto further blocks of rows.
+FILTERS_PER_ROW = 16
+
+
 def feature_maps(result, layer: int, class_names=None):
-    """Every filter's output of one conv layer (columns) for each example image (rows)."""
+    """Every filter's output of one conv layer for each example image.
+
+    One row per image, one column per filter; a layer with more than
+    :data:`FILTERS_PER_ROW` filters continues in a further block of rows
+    (each block starts with the input images again), so that the maps stay
+    large enough to see.
+    """
     maps = np.asarray(result[f"maps_{layer}"])
     images = np.asarray(result["examples"])
     labels = np.asarray(result["example_labels"])
     filters = maps.shape[-1]
-    cell = min(0.8, 11.0 / (filters + 1))
-    figure, axes = plt.subplots(len(images), filters + 1, figsize=((filters + 1) * cell, len(images) * cell),
-                                squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.05})
-    for row, image in enumerate(images):
-        axes[row, 0].imshow(image, interpolation="nearest")
-        name = class_names[labels[row]] if class_names is not None else str(labels[row])
-        axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize="x-small")
-        for column in range(filters):
-            # Each map on its own scale: the figure shows where a filter fires, not how strongly.
-            axes[row, column + 1].imshow(maps[row, ..., column], cmap="viridis", interpolation="nearest")
+    columns = min(filters, FILTERS_PER_ROW)
+    blocks = -(-filters // columns)
+    cell = min(0.8, 11.0 / (columns + 1))
+    rows = blocks * len(images)
+    figure, axes = plt.subplots(rows, columns + 1, figsize=((columns + 1) * cell, rows * cell * 1.08),
+                                squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.12})
     for axis in axes.flat:
         axis.set_xticks([])
         axis.set_yticks([])
-    for column in range(filters):
-        axes[0, column + 1].set_title(str(column + 1), fontsize=6, pad=1)
-    axes[0, 0].set_title("input", fontsize=6, pad=1)
+        axis.set_frame_on(False)
+    for block in range(blocks):
+        first = block * columns
+        for index, image in enumerate(images):
+            row = block * len(images) + index
+            axes[row, 0].imshow(image, interpolation="nearest")
+            name = class_names[labels[index]] if class_names is not None else str(labels[index])
+            axes[row, 0].set_ylabel(name, rotation=0, ha="right", va="center", fontsize="x-small")
+            for column in range(columns):
+                number = first + column
+                if number >= filters:
+                    continue
+                # Each map on its own scale: the figure shows where a filter fires, not how strongly.
+                axes[row, column + 1].imshow(maps[index, ..., number], cmap="viridis", interpolation="nearest")
+                axes[row, column + 1].set_frame_on(True)
+                if index == 0:
+                    axes[row, column + 1].set_title(str(number + 1), fontsize=6, pad=1)
+        axes[block * len(images), 0].set_title("input", fontsize=6, pad=1)
     common.source_footer(figure, result.data_source("svhn"))
     return _finished(figure)

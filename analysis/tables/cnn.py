@@ -212,12 +212,17 @@ def net_comparison(result, a: str, b: str, score: str = "test_accuracy") -> str:
     return comparison.sentence(score.replace("_", " ").replace("val ", "validation "))
 
 
+def _times(number: int) -> str:
+    return {0: "never", 1: "once"}.get(number, f"{number:,} times")
+
+
 def confusion_sentence(pairs: list[dict]) -> str:
     """The most confused pairs of classes, with their share of all mistakes."""
     if not pairs:
         return "the network made no mistakes on these test images"
-    items = [f"{p['classes'][0]} and {p['classes'][1]} ({p['mistakes']:,} mistakes: {p['forward']:,} one way, "
-             f"{p['backward']:,} the other; {100 * p['share']:.0f}% of all)" for p in pairs]
+    items = [f"{a} and {b} ({p['mistakes']:,} mistakes, {100 * p['share']:.0f}% of all: {a} taken for {b} "
+             f"{_times(p['forward'])}, {b} for {a} {_times(p['backward'])})"
+             for p in pairs for a, b in [p["classes"]]]
     return "the pairs it confused most were " + "; ".join(items)
 
 
@@ -236,6 +241,14 @@ def published_table(result):
 
 # --------------------------------------------------------------------------
 # SVHN
+
+
+def validation_phrase(used: int, wanted: int) -> str:
+    """"7,326 images", or why fewer were drawn (a stand-in's small training set)."""
+    if used == wanted:
+        return f"{used:,} images"
+    return (f"{used:,} images (the protocol's {wanted:,} would be more than the fifth of the "
+            "training set that a split may take)")
 
 
 def svhn_observations(result) -> list[str]:
