@@ -97,7 +97,7 @@ def feature_maps(result, layer: int, class_names=None):
     """Every filter's output of one conv layer for each example image.
 
     One row per image, one column per filter; a layer with more than
-    :data:`FILTERS_PER_ROW` filters continues in a further block of rows
+    :data:`FILTERS_PER_ROW` filters is split into blocks of rows of equal width
     (each block starts with the input images again), so that the maps stay
     large enough to see.
     """
@@ -105,8 +105,8 @@ def feature_maps(result, layer: int, class_names=None):
     images = np.asarray(result["examples"])
     labels = np.asarray(result["example_labels"])
     filters = maps.shape[-1]
-    columns = min(filters, FILTERS_PER_ROW)
-    blocks = -(-filters // columns)
+    blocks = -(-filters // FILTERS_PER_ROW)
+    columns = -(-filters // blocks)          # blocks of equal width: 36 filters as 3 × 12
     cell = min(0.8, 11.0 / (columns + 1))
     rows = blocks * len(images)
     figure, axes = plt.subplots(rows, columns + 1, figsize=((columns + 1) * cell, rows * cell * 1.08),
