@@ -68,14 +68,32 @@ POOL_SIZES = (3, 2)
 # The networks
 
 
-#: Keras's default initializer for Conv2D and Dense kernels. The shape checks
-#: build the models with "zeros" instead: shapes and counts do not depend on
-#: the initial values, and on JAX drawing random weights compiles a kernel
-#: per shape (seconds per model on a busy 2-core CPU).
-INITIALIZER = "glorot_uniform"
+class GlorotUniform(keras.initializers.Initializer):
+    """Keras's default kernel initializer (Glorot uniform), drawn with NumPy.
+
+    The same distribution as ``"glorot_uniform"``: U(−l, l) with
+    l = √(6 / (fan_in + fan_out)), the fans of a conv kernel counting its
+    k_h·k_w positions. Drawn from NumPy's global generator, which
+    :func:`analysis.training.set_seed` seeds, because on JAX Keras's own
+    random initializers compile a kernel per weight shape: seconds per model
+    on a 2-core CPU, for eight networks.
+    """
+
+    def __call__(self, shape, dtype=None):
+        receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+        fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+        values = np.random.uniform(-limit, limit, size=shape)
+        return keras.ops.convert_to_tensor(values, dtype=dtype or "float32")
 
 
-def mnist_model(initializer: str = INITIALIZER) -> keras.Model:
+#: The kernel initializer of every trained network. The shape checks build
+#: the models with "zeros" instead: shapes and counts do not depend on the
+#: initial values.
+INITIALIZER = GlorotUniform()
+
+
+def mnist_model(initializer=INITIALIZER) -> keras.Model:
     """Conv(32, 3×3) → max-pool 2 → Conv(64, 3×3) → max-pool 2 → Dense(128) → dropout → softmax."""
     return keras.Sequential([
         keras.Input((28, 28, 1)),
@@ -90,11 +108,11 @@ def mnist_model(initializer: str = INITIALIZER) -> keras.Model:
     ], name="mnist_cnn")
 
 
-def _conv(filters: int, name: str, initializer: str, padding: str = "same"):
+def _conv(filters: int, name: str, initializer, padding: str = "same"):
     return L.Conv2D(filters, 3, padding=padding, activation="relu", kernel_initializer=initializer, name=name)
 
 
-def _classifier(hidden: int | None, initializer: str) -> list:
+def _classifier(hidden: int | None, initializer) -> list:
     """Flatten → [Dense(hidden, ReLU) → dropout 0.5] → Dense(10, softmax): dropout after FC layers only."""
     layers = [L.Flatten(name="flatten")]
     if hidden:
@@ -103,7 +121,7 @@ def _classifier(hidden: int | None, initializer: str) -> list:
     return layers + [L.Dense(10, activation="softmax", kernel_initializer=initializer, name="output")]
 
 
-def cifar_model(name: str, initializer: str = INITIALIZER) -> keras.Model:
+def cifar_model(name: str, initializer=INITIALIZER) -> keras.Model:
     """One of the chapter's five CIFAR-10 networks (see :data:`CIFAR_NETS`)."""
     if name not in CIFAR_NETS:
         raise ValueError(f"unknown CIFAR-10 network {name!r}; choose from {', '.join(CIFAR_NETS)}")
@@ -132,7 +150,7 @@ def cifar_model(name: str, initializer: str = INITIALIZER) -> keras.Model:
     return keras.Sequential(inputs + body, name=f"net_{name}")
 
 
-def svhn_model(initializer: str = INITIALIZER) -> keras.Model:
+def svhn_model(initializer=INITIALIZER) -> keras.Model:
     """Three 3×3 conv layers (9, 36, 49 filters), each followed by 3×3 max pooling; Flatten → softmax."""
     body = []
     for index, filters in enumerate((9, 36, 49), start=1):
@@ -142,7 +160,7 @@ def svhn_model(initializer: str = INITIALIZER) -> keras.Model:
                             name="svhn_cnn")
 
 
-def chapter_models(initializer: str = "zeros") -> dict[str, keras.Model]:
+def chapter_models(initializer="zeros") -> dict[str, keras.Model]:
     """Every network of the chapter, by the name the chapter gives it (by
     default with zero initial weights: for their shapes and counts only)."""
     return {"MNIST": mnist_model(initializer),
