@@ -7,7 +7,6 @@ import pytest
 
 from analysis import data, pooling, profiles, symbolic
 from analysis.experiments import cnn as experiments
-from analysis.profiles import DataBudget
 from analysis.tables import cnn as tables
 
 L = keras.layers
