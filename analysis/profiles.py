@@ -128,6 +128,29 @@ class DigitsBudget:
 
 
 @dataclass(frozen=True)
+class CnnBudget:
+    """Chapter 6: convolutional networks on MNIST, CIFAR-10 and SVHN.
+
+    Epoch counts are caps: the CIFAR-10 networks stop early on validation
+    accuracy, the SVHN network on validation loss (both restore their best
+    weights). ``timing_images`` is how many images the timed MNIST epoch
+    holds; the chapter scales its time to a full epoch of real MNIST.
+    """
+
+    mnist: DataBudget
+    mnist_epochs: int
+    mnist_seeds: int
+    timing_images: int
+    cifar: DataBudget
+    cifar_epochs: int
+    cifar_patience: int
+    cifar_seeds: int
+    svhn: DataBudget
+    svhn_epochs: int
+    svhn_patience: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -137,6 +160,7 @@ class Profile:
     depth: DepthBudget
     generalization: GeneralizationBudget
     digits: DigitsBudget
+    cnn: CnnBudget
 
     def seed_list(self, base: int = 0) -> tuple[int, ...]:
         """The seeds of the replicates: ``base, base + 1, ...``."""
@@ -189,6 +213,15 @@ PROFILES: dict[str, Profile] = {
         # Two epochs on 1,000 digits: a weak but working model in seconds.
         digits=DigitsBudget(mnist=DataBudget(train=1000, validation=200, test=300),
                             epochs=2, photos=100, sklearn_digits=300),
+        # One epoch of every network on a few hundred images, one seed.
+        cnn=CnnBudget(
+            mnist=DataBudget(train=600, validation=200, test=300),
+            mnist_epochs=1, mnist_seeds=1, timing_images=512,
+            cifar=DataBudget(train=300, validation=100, test=200),
+            cifar_epochs=1, cifar_patience=1, cifar_seeds=1,
+            svhn=DataBudget(train=300, validation=7326, test=200),
+            svhn_epochs=1, svhn_patience=1,
+        ),
     ),
     "default": Profile(
         name="default",
@@ -250,6 +283,17 @@ PROFILES: dict[str, Profile] = {
         # 500 of them for validation, and 1,000 test digits) for 20 epochs.
         digits=DigitsBudget(mnist=DataBudget(train=None, validation=500, test=None),
                             epochs=20, photos=1000),
+        # All the real MNIST digits there are for 12 epochs; CIFAR-10 and SVHN
+        # on subsets with early stopping. Estimated at about 13 minutes on an
+        # idle 2-core CPU from single-epoch timings (README, CNN section).
+        cnn=CnnBudget(
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            mnist_epochs=12, mnist_seeds=2, timing_images=8192,
+            cifar=DataBudget(train=3000, validation=1000, test=2000),
+            cifar_epochs=8, cifar_patience=3, cifar_seeds=2,
+            svhn=DataBudget(train=20000, validation=7326, test=None),
+            svhn_epochs=15, svhn_patience=3,
+        ),
     ),
     "full": Profile(
         name="full",
@@ -292,6 +336,16 @@ PROFILES: dict[str, Profile] = {
         # whole test set made into photos.
         digits=DigitsBudget(mnist=DataBudget(train=None, validation=5000, test=None),
                             epochs=30, photos=10000),
+        # The original protocols: all of MNIST, CIFAR-10's 45,000/5,000/10,000
+        # split, SVHN's training set less 7,326 validation images.
+        cnn=CnnBudget(
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            mnist_epochs=15, mnist_seeds=5, timing_images=55000,
+            cifar=DataBudget(train=45000, validation=5000, test=None),
+            cifar_epochs=50, cifar_patience=8, cifar_seeds=5,
+            svhn=DataBudget(train=None, validation=7326, test=None),
+            svhn_epochs=50, svhn_patience=5,
+        ),
     ),
 }
 

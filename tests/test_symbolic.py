@@ -145,6 +145,7 @@ def test_every_check_passes_on_the_displayed_formula(key):
 # --- and fails on a wrong one -------------------------------------------------
 
 from analysis.symbolic import backprop as bp  # noqa: E402
+from analysis.symbolic import convolution as cv  # noqa: E402
 from analysis.symbolic import layernorm as ln  # noqa: E402
 from analysis.symbolic import regularization as rg  # noqa: E402
 
@@ -262,6 +263,28 @@ MUTATIONS = {
     "adam-first-step": [
         lambda: symbolic.check_adam_first_step(adam_l2=rg.ADAMW_STEP.subs(rg.DECAY, 2 * rg.LAMBDA)),
         lambda: symbolic.check_adam_first_step(adamw=rg.ADAMW_STEP.subs(rg.DECAY, 0)),
+    ],
+    # one side's zeros only, a ceiling for the floor, and no "+ 1"
+    "cnn-output-size": [
+        lambda: symbolic.check_output_size(size=sp.floor((cv.SIZE + cv.PADDING - cv.KERNEL) / cv.STRIDE) + 1),
+        lambda: symbolic.check_output_size(size=sp.ceiling((cv.SIZE + 2 * cv.PADDING - cv.KERNEL) / cv.STRIDE) + 1),
+        lambda: symbolic.check_output_size(size=sp.floor((cv.SIZE + 2 * cv.PADDING - cv.KERNEL) / cv.STRIDE)),
+    ],
+    # "same" read as a floor, or as the valid formula's size
+    "cnn-same-size": [
+        lambda: symbolic.check_same_size(size=sp.floor(cv.SIZE / cv.STRIDE)),
+        lambda: symbolic.check_same_size(size=sp.floor((cv.SIZE - cv.KERNEL) / cv.STRIDE) + 1),
+    ],
+    # without the biases, or with one bias per input channel
+    "cnn-conv-parameters": [
+        lambda: symbolic.check_conv_parameters(count=cv.KERNEL_HEIGHT * cv.KERNEL_WIDTH * cv.CHANNELS_IN * cv.CHANNELS_OUT),
+        lambda: symbolic.check_conv_parameters(count=cv.CHANNELS_IN * (cv.KERNEL_HEIGHT * cv.KERNEL_WIDTH * cv.CHANNELS_OUT + 1)),
+    ],
+    # the mean's derivative 1/k, and a maximum that passes the gradient to every entry
+    "cnn-pool-backward": [
+        lambda: symbolic.check_pool_backward(average=1 / cv.KERNEL),
+        lambda: symbolic.check_pool_backward(maximum=sp.Integer(1)),
+        lambda: symbolic.check_pool_backward(maximum=cv.AVERAGE_DERIVATIVE),
     ],
     # dropout without the rescaling, and the variance of the mask alone
     "inverted-dropout": [

@@ -13,6 +13,8 @@ per topic:
   the two-layer network;
 * :mod:`~analysis.symbolic.layernorm`: layer normalization;
 * :mod:`~analysis.symbolic.counting`: the MNIST network's parameter count.
+* :mod:`~analysis.symbolic.convolution`: output sizes of convolution and
+  pooling, a Conv2D layer's parameter count, pooling's backward pass.
 * :mod:`~analysis.symbolic.regularization`: L2 and weight decay, Adam + L2
   against AdamW, inverted dropout.
 
@@ -77,6 +79,14 @@ from analysis.symbolic.backprop import (
     softmax_gradient_instance,
     two_layer_equations,
     two_layer_gradient_formula,
+)
+from analysis.symbolic.convolution import (
+    check_conv_parameters,
+    check_output_size,
+    check_pool_backward,
+    check_same_size,
+    conv_parameters,
+    output_size,
 )
 from analysis.symbolic.counting import PARAMETER_COUNT, check_parameter_count
 from analysis.symbolic.layernorm import (
