@@ -113,6 +113,32 @@ class GeneralizationBudget:
 
 
 @dataclass(frozen=True)
+class TransferBudget:
+    """Chapter 7: pretrained networks, transfer learning and autoencoders.
+
+    ``mnist`` feeds the autoencoders, the VAE and the judge CNN that scores
+    generated digits; ``fashion`` the transfer experiment (Fashion-MNIST
+    classes 0-4 pretrain a CNN, classes 5-9 are the new task). Each transfer
+    run takes ``transfer_steps`` optimizer steps whatever its labelled-set
+    size, so a small set is not also a short training.
+    """
+
+    mnist: DataBudget
+    autoencoder_epochs: int
+    noise_levels: tuple[float, ...]      # salt-and-pepper levels the denoisers are scored at
+    quality_images: int                  # test digits scored (PSNR, SSIM) at each level
+    vae_epochs: int
+    vae_latent: int
+    judge_epochs: int
+    samples_per_class: int               # generated digits per class (and per method)
+    fashion: DataBudget
+    pretrain_epochs: int
+    labelled_sizes: tuple[int, ...]
+    transfer_steps: int
+    seeds: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -121,6 +147,7 @@ class Profile:
     mlp: MlpBudget
     depth: DepthBudget
     generalization: GeneralizationBudget
+    transfer: TransferBudget
 
     def seed_list(self, base: int = 0) -> tuple[int, ...]:
         """The seeds of the replicates: ``base, base + 1, ...``."""
@@ -169,6 +196,14 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(200, 400),
             patience=1,
             seeds=2,
+        ),
+        # One or two epochs on a few hundred images: the code runs, nothing more.
+        transfer=TransferBudget(
+            mnist=DataBudget(train=600, validation=200, test=200),
+            autoencoder_epochs=1, noise_levels=(0.1, 0.4, 0.9), quality_images=50,
+            vae_epochs=1, vae_latent=2, judge_epochs=1, samples_per_class=6,
+            fashion=DataBudget(train=1000, validation=200, test=200),
+            pretrain_epochs=1, labelled_sizes=(50, 200), transfer_steps=8, seeds=2,
         ),
     ),
     "default": Profile(
@@ -227,6 +262,17 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(500, 1000, 2000),
             patience=5,
         ),
+        # Sized from per-run times measured on the shared 2-core CPU (README,
+        # "Transfer and autoencoders"): all of the offline MNIST's 3,200
+        # training digits; 12,000 Fashion-MNIST training images (about 6,000
+        # per task); 3 seeds × 4 sizes × 3 methods of 300 steps.
+        transfer=TransferBudget(
+            mnist=DataBudget(train=None, validation=800, test=None),
+            autoencoder_epochs=30, noise_levels=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+            quality_images=500, vae_epochs=30, vae_latent=8, judge_epochs=8, samples_per_class=20,
+            fashion=DataBudget(train=12000, validation=2000, test=None),
+            pretrain_epochs=5, labelled_sizes=(50, 200, 1000, 5000), transfer_steps=300, seeds=3,
+        ),
     ),
     "full": Profile(
         name="full",
@@ -264,6 +310,13 @@ PROFILES: dict[str, Profile] = {
             dropout_rates=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8),
             train_sizes=(1000, 3000, 10000, 30000, 55000),
             patience=5,
+        ),
+        transfer=TransferBudget(
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            autoencoder_epochs=50, noise_levels=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+            quality_images=2000, vae_epochs=50, vae_latent=8, judge_epochs=12, samples_per_class=50,
+            fashion=DataBudget(train=None, validation=5000, test=None),
+            pretrain_epochs=12, labelled_sizes=(50, 100, 500, 1000, 5000), transfer_steps=1000, seeds=5,
         ),
     ),
 }

@@ -15,6 +15,8 @@ per topic:
 * :mod:`~analysis.symbolic.counting`: the MNIST network's parameter count.
 * :mod:`~analysis.symbolic.regularization`: L2 and weight decay, Adam + L2
   against AdamW, inverted dropout.
+* :mod:`~analysis.symbolic.vgg`: the parameter counts of Conv2D and Dense
+  layers (the VGG16 table).
 
 Nothing heavy runs at import; derivations and checks run on first use and
 are cached.
@@ -92,6 +94,13 @@ from analysis.symbolic.regularization import (
     check_l2_gradient,
     check_sgd_weight_decay,
     regularization_equations,
+)
+from analysis.symbolic.vgg import (
+    check_conv_parameters,
+    check_dense_parameters,
+    conv_count,
+    dense_count,
+    vgg_equations,
 )
 
 #: One sentence per check key, for the chapters' check tables.
