@@ -59,8 +59,8 @@ def is_image(path: Path) -> str | None:
             image.load()
     except UnidentifiedImageError:
         return "not an image Pillow can read"
-    except (OSError, ValueError) as error:
-        return f"unreadable image ({error})"
+    except Exception as error:  # truncated or corrupt files raise OSError, SyntaxError, ValueError...
+        return f"unreadable image ({' '.join(str(error).split())})"
     return None
 
 

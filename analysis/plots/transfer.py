@@ -8,8 +8,7 @@ import numpy as np
 from analysis import stats
 from analysis.plots.common import image_grid, source_footer
 
-LABELS = {"scratch": "from scratch", "frozen": "frozen features + new head",
-          "fine_tune": "fine-tuned (top unfrozen)"}
+LABELS = {"scratch": "training from scratch", "frozen": "frozen features", "fine_tune": "fine-tuning"}
 
 
 def transfer_curves(result):

@@ -31,7 +31,9 @@ def layer_table(result):
         formula = formula_count(row)
         shape = " × ".join(str(d) for d in row["output_shape"])
         check = "—" if formula is None else ("✓" if formula == row["parameters"] else f"✗ ({formula:,})")
-        rows.append([f"`{row['name']}`", row["type"], shape, f"{row['parameters']:,}", check])
+        # Keras numbers the input layer's name per process (input_layer_3, ...): show it plainly.
+        name = "input" if row["type"] == "InputLayer" else row["name"]
+        rows.append([f"`{name}`", row["type"], shape, f"{row['parameters']:,}", check])
     rows.append(["**total**", "", "", f"**{result['total']:,}**", ""])
     return markdown(rows, ["layer", "type", "output shape", "parameters", "formula"],
                     align=["left", "left", "left", "right", "center"],
