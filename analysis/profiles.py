@@ -197,13 +197,14 @@ PROFILES: dict[str, Profile] = {
             patience=1,
             seeds=2,
         ),
-        # One or two epochs on a few hundred images: the code runs, nothing more.
+        # One epoch on a few hundred images, one seed: the code runs, nothing more.
+        # Each model costs a compilation, so the transfer runs are 2 sizes × 3 methods.
         transfer=TransferBudget(
-            mnist=DataBudget(train=600, validation=200, test=200),
-            autoencoder_epochs=1, noise_levels=(0.1, 0.4, 0.9), quality_images=50,
-            vae_epochs=1, vae_latent=2, judge_epochs=1, samples_per_class=6,
-            fashion=DataBudget(train=1000, validation=200, test=200),
-            pretrain_epochs=1, labelled_sizes=(50, 200), transfer_steps=8, seeds=2,
+            mnist=DataBudget(train=300, validation=100, test=200),
+            autoencoder_epochs=1, noise_levels=(0.4, 0.9), quality_images=30,
+            vae_epochs=1, vae_latent=2, judge_epochs=1, samples_per_class=4,
+            fashion=DataBudget(train=600, validation=100, test=200),
+            pretrain_epochs=1, labelled_sizes=(50, 200), transfer_steps=8, seeds=1,
         ),
     ),
     "default": Profile(

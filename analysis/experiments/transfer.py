@@ -251,6 +251,9 @@ def vgg16_photographs(run, config):
     """Every photograph at 224 × 224, the preprocessing of the first, and predictions where the weights are."""
     photos, _ = photographs.collect()
     photos = [p for p in photos if {"title": p.title, "sha256": p.sha256} in config["photos"]]
+    if not photos:
+        raise UserError("no photographs found: install scikit-image (requirements-core.txt) "
+                        "or set NNSTUDY_IMAGES to a folder of photographs")
     steps = photographs.preprocessing_steps(photos[0].path)
     summary = [{"step": name, "shape": list(np.shape(value)), "dtype": str(np.asarray(value).dtype),
                 "minimum": float(np.min(value)), "maximum": float(np.max(value)),
