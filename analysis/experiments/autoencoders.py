@@ -134,11 +134,17 @@ def predict(model, x) -> np.ndarray:
 
 
 def _digits(run, budget_config: dict, seed: int = 0):
-    """MNIST split by the profile's budget, scaled to [0, 1], shape (N, 28, 28)."""
+    """MNIST split by the profile's budget, scaled to [0, 1], shape (N, 28, 28).
+
+    Nothing in this chapter is chosen on validation data (every setting is
+    fixed in advance), so the budgets hold no images out for it and no fit
+    evaluates on it: each validation pass would cost a compilation for a
+    number no one reads.
+    """
     from analysis.profiles import DataBudget
 
     parts = data.split(run.data("mnist"), DataBudget(**budget_config), seed=seed)
-    return parts, tuple(data.scale01(x)[..., 0] for x in (parts.x_train, parts.x_val, parts.x_test))
+    return parts, tuple(data.scale01(x)[..., 0] for x in (parts.x_train, parts.x_test))
 
 
 def _config(profile) -> dict:
@@ -152,15 +158,13 @@ def _config(profile) -> dict:
 # Denoising
 
 
-def train_denoiser(model, kind: str, x_train, x_val, generator, epochs: int, seed: int) -> dict:
+def train_denoiser(model, kind: str, x_train, generator, epochs: int, seed: int) -> dict:
     """Noisy digits in, clean digits out, binary cross-entropy, Adam."""
     shape = (-1, 28 * 28) if kind == "dense" else (-1, 28, 28, 1)
     noisy_train = salt_and_pepper(x_train, TRAINING_NOISE, generator).reshape(shape)
-    noisy_val = salt_and_pepper(x_val, TRAINING_NOISE, generator).reshape(shape)
     training.compile_model(model, keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=())
     training.set_seed(seed)
-    return training.fit(model, noisy_train, x_train.reshape(shape), epochs=epochs, batch_size=BATCH_SIZE,
-                        validation_data=(noisy_val, x_val.reshape(shape)))
+    return training.fit(model, noisy_train, x_train.reshape(shape), epochs=epochs, batch_size=BATCH_SIZE)
 
 
 def denoise(model, kind: str, noisy: np.ndarray) -> np.ndarray:
@@ -178,11 +182,11 @@ def scores(clean: np.ndarray, outputs: dict[str, np.ndarray]) -> dict[str, dict[
 @experiment(datasets=("mnist",), config=_config)
 def denoising(run, config):
     """Both denoisers trained at level 0.4, then scored with the median filter at every level."""
-    parts, (x_train, x_val, x_test) = _digits(run, config["data"], config["seed"])
+    parts, (x_train, x_test) = _digits(run, config["data"], config["seed"])
     generator = np.random.default_rng(config["seed"])
     training.set_seed(config["seed"])
     models = {"dense": dense_autoencoder(), "conv": conv_autoencoder()}
-    histories = {kind: train_denoiser(model, kind, x_train, x_val, generator, config["epochs"], config["seed"])
+    histories = {kind: train_denoiser(model, kind, x_train, generator, config["epochs"], config["seed"])
                  for kind, model in models.items()}
     clean = x_test[: config["quality_images"]]
     per_level, grids = [], {}
@@ -213,12 +217,12 @@ def denoising(run, config):
                                                           "epochs": profile.transfer.judge_epochs, "seed": 0})
 def judge(run, config):
     """A small CNN trained on the training digits; chosen by nothing, scored once on the test digits."""
-    parts, (x_train, x_val, x_test) = _digits(run, config["data"], config["seed"])
+    parts, (x_train, x_test) = _digits(run, config["data"], config["seed"])
     training.set_seed(config["seed"])
     model = judge_cnn()
     training.compile_model(model, keras.optimizers.Adam(1e-3))
     history = training.fit(model, x_train[..., None], parts.y_train, epochs=config["epochs"],
-                           batch_size=BATCH_SIZE, validation_data=(x_val[..., None], parts.y_val))
+                           batch_size=BATCH_SIZE)
     run.save_model("judge", model)
     test_accuracy = float(np.mean(predict(model, x_test[..., None]).argmax(axis=1) == parts.y_test))
     return {"history": history, "test_accuracy": test_accuracy, "sizes": parts.sizes()}
@@ -355,35 +359,33 @@ def _generation_config(profile) -> dict:
             "batch_size": BATCH_SIZE, "judge_key": judge.key(profile)}
 
 
-def train_plain_autoencoder(x_train, x_val, epochs: int, seed: int):
+def train_plain_autoencoder(x_train, epochs: int, seed: int):
+    """The dense autoencoder on clean digits (input = target)."""
     training.set_seed(seed)
     model = dense_autoencoder()
     training.compile_model(model, keras.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=())
-    flat = (x_train.reshape(-1, 784), x_val.reshape(-1, 784))
-    history = training.fit(model, flat[0], flat[0], epochs=epochs, batch_size=BATCH_SIZE,
-                           validation_data=(flat[1], flat[1]))
-    return model, history
+    flat = x_train.reshape(-1, 784)
+    return model, training.fit(model, flat, flat, epochs=epochs, batch_size=BATCH_SIZE)
 
 
-def train_vae(x_train, x_val, latent: int, epochs: int, seed: int):
+def train_vae(x_train, latent: int, epochs: int, seed: int):
+    """The VAE on clean digits; returns its decoder."""
     training.set_seed(seed)
     model, decoder = vae(latent, seed)
     training.compile_model(model, keras.optimizers.Adam(1e-3), loss=vae_loss, metrics=())
-    flat = (x_train.reshape(-1, 784), x_val.reshape(-1, 784))
-    history = training.fit(model, flat[0], flat[0], epochs=epochs, batch_size=BATCH_SIZE,
-                           validation_data=(flat[1], flat[1]))
-    return decoder, history
+    flat = x_train.reshape(-1, 784)
+    return decoder, training.fit(model, flat, flat, epochs=epochs, batch_size=BATCH_SIZE)
 
 
 @experiment(datasets=("mnist",), config=_generation_config)
 def generation(run, config):
     """Decoding noise (the original failure), its cause, and two ways that work."""
     judge_model = judge(run.profile).model("judge")
-    parts, (x_train, x_val, x_test) = _digits(run, config["data"], config["seed"])
+    parts, (x_train, x_test) = _digits(run, config["data"], config["seed"])
     generator = np.random.default_rng(config["seed"])
     count = 10 * config["per_class"]
 
-    autoencoder, history = train_plain_autoencoder(x_train, x_val, config["epochs"], config["seed"])
+    autoencoder, history = train_plain_autoencoder(x_train, config["epochs"], config["seed"])
     encoder, decoder = encoder_of(autoencoder), decoder_of(autoencoder)
     train_codes = predict(encoder, x_train.reshape(-1, 784))
     test_codes = predict(encoder, x_test.reshape(-1, 784))
@@ -402,7 +404,7 @@ def generation(run, config):
     sampled_codes, intended = gaussians.sample(config["per_class"], generator)
     from_gaussian = decode(decoder, sampled_codes)
 
-    vae_decoder, vae_history = train_vae(x_train, x_val, config["latent"], config["vae_epochs"], config["seed"])
+    vae_decoder, vae_history = train_vae(x_train, config["latent"], config["vae_epochs"], config["seed"])
     from_vae = decode(vae_decoder, generator.standard_normal((count, config["latent"])).astype(np.float32))
 
     # The 2-D picture: a PCA fitted to the training codes, every set projected with it.

@@ -52,14 +52,17 @@ def best_at(result, metric: str = "psnr") -> list[str]:
 
 
 def crossover(result, method: str, other: str, metric: str = "psnr") -> str:
-    """Where ``method`` beats ``other`` on mean score, in words."""
+    """The scored levels at which ``method``'s mean score is above ``other``'s, in words."""
     levels = [level for level, scores in zip(result["levels"], result["scores"])
               if mean(scores[method][metric]) > mean(scores[other][metric])]
     if not levels:
-        return f"at none of the levels"
+        return "at none of the scored levels"
     if len(levels) == len(result["levels"]):
-        return "at every level"
-    return "at level" + ("s " if len(levels) > 1 else " ") + ", ".join(f"{x:g}" for x in levels)
+        return "at every scored level"
+    named = [f"{x:g}" for x in levels]
+    if len(named) == 1:
+        return f"only at level {named[0]}"
+    return f"at levels {', '.join(named[:-1])} and {named[-1]}"
 
 
 GENERATORS = {"real": "real test digits", "noise_uniform": "decoded uniform noise",
@@ -117,5 +120,24 @@ def sparsity(codes) -> str:
 def distance(codes, kind: str = "uniform") -> str:
     """How far noise codes are from real ones, against real codes' own spacing."""
     ratio = codes["noise_nearest"][kind] / codes["real_nearest"]
-    place = "far outside the region real digits occupy" if ratio > 2 else "not far from real codes"
-    return f"{times(ratio)} that distance, {place}"
+    if ratio > 1.2:
+        place = "farther from every real code than real codes are from one another"
+    elif ratio < 0.8:
+        place = "closer to real codes than real codes are to one another"
+    else:
+        place = "about as close as real codes are to one another"
+    return f"{times(ratio)} that distance: {place}"
+
+
+def scale(codes) -> str:
+    """The noise codes' length against real codes' length, in words."""
+    ratios = {kind: value / codes["real_norm"] for kind, value in codes["noise_norm"].items()}
+    if max(ratios.values()) < 0.5:
+        verdict = "the noise codes are far shorter than real ones: they sit near the origin, away from the codes digits produce"
+    elif min(ratios.values()) > 2:
+        verdict = "the noise codes are far longer than real ones"
+    else:
+        verdict = "length alone does not set the noise codes apart"
+    return (f"a real code is {codes['real_norm']:.3g} long on average, a uniform noise code "
+            f"{codes['noise_norm']['uniform']:.3g} ({ratios['uniform']:.2f} times as long) and a normal one "
+            f"{codes['noise_norm']['normal']:.3g} ({ratios['normal']:.2f} times): {verdict}")
