@@ -148,7 +148,8 @@ def test_sentences_cover_reversed_and_degenerate_outcomes():
     same = {"real_pixel_std": 0.2, "noise_pixel_std": {"uniform": 0.01, "normal": 0.02}}
     assert "far less" in ae_tables.variation(same)
     codes = {"zero_share": 0.1, "noise_nearest": {"uniform": 1.0}, "real_nearest": 1.0}
-    assert "not what breaks" in ae_tables.sparsity(codes)
+    assert "does not explain" in ae_tables.sparsity(codes)
+    assert "sparse, so most directions" in ae_tables.sparsity({"zero_share": 0.7})
     assert "about as close" in ae_tables.distance(codes)
     lengths = {"real_norm": 10.0, "noise_norm": {"uniform": 1.0, "normal": 2.0}}
     assert "far shorter" in ae_tables.scale(lengths)

@@ -113,15 +113,15 @@ def sparsity(codes) -> str:
     if share >= 0.5:
         return (f"{100 * share:.0f}% of all code entries were zero: the codes of real digits are sparse, "
                 "so most directions of a dense random code are ones the decoder never saw used")
-    return (f"{100 * share:.0f}% of all code entries were zero: the codes are not especially sparse, "
-            "so dead units are not what breaks random codes here")
+    return (f"{100 * share:.0f}% of all code entries were zero: apart from the dead units the codes are "
+            "not especially sparse, so sparsity alone does not explain the failure")
 
 
 def distance(codes, kind: str = "uniform") -> str:
     """How far noise codes are from real ones, against real codes' own spacing."""
     ratio = codes["noise_nearest"][kind] / codes["real_nearest"]
     if ratio > 1.2:
-        place = "farther from every real code than real codes are from one another"
+        place = "farther from the real codes than they are from one another"
     elif ratio < 0.8:
         place = "closer to real codes than real codes are to one another"
     else:
