@@ -147,3 +147,13 @@ def test_transfer_verdicts_handle_a_single_seed_and_ties():
     result["test_accuracy"] = {m: {"50": [0.6, 0.7]} for m in ("scratch", "frozen", "fine_tune")}
     assert "same test accuracy" in transfer_tables.verdicts(result, "fine_tune", "scratch")[0]
     assert stats.compare([0.6, 0.7], [0.6, 0.7]).outcome == "tie"
+
+
+def test_best_by_size_names_one_winner_or_each_size():
+    result = {"sizes": [50, 200], "labelled": {"50": 50, "200": 200}, "methods": ["scratch", "frozen"],
+              "test_accuracy": {"scratch": {"50": [0.5, 0.6], "200": [0.9, 0.9]},
+                                "frozen": {"50": [0.7, 0.7], "200": [0.8, 0.8]}}}
+    text = transfer_tables.best_by_size(result)
+    assert "frozen features with 50" in text and "training from scratch with 200" in text
+    result["test_accuracy"]["frozen"]["50"] = [0.1, 0.1]
+    assert "at every labelled-set size" in transfer_tables.best_by_size(result)

@@ -77,3 +77,18 @@ def verdicts(result, a: str, b: str) -> list[str]:
                                    names=(LABELS[a], LABELS[b]))
         lines.append(f"with {result['labelled'][str(size)]:,} labelled images, {comparison.sentence()}")
     return lines
+
+
+def best_by_size(result) -> str:
+    """Which method had the highest mean test accuracy at each labelled-set size, in words."""
+    best = []
+    for size in result["sizes"]:
+        means = {m: stats.summary(result["test_accuracy"][m][str(size)]).mean for m in result["methods"]}
+        finite = {m: v for m, v in means.items() if v == v}
+        best.append(max(finite, key=finite.get) if finite else None)
+    if None in best:
+        return "some sizes have no finite result, so no method can be named best everywhere"
+    if len(set(best)) == 1:
+        return f"{LABELS[best[0]]} had the highest mean test accuracy at every labelled-set size"
+    parts = [f"{LABELS[method]} with {result['labelled'][str(size)]:,}" for size, method in zip(result["sizes"], best)]
+    return "the highest mean test accuracy went to " + "; ".join(parts) + " labelled images"
