@@ -156,3 +156,4 @@ def test_sentences_cover_reversed_and_degenerate_outcomes():
     assert "far longer" in ae_tables.scale({"real_norm": 1.0, "noise_norm": {"uniform": 3.0, "normal": 4.0}})
     assert "does not set" in ae_tables.scale({"real_norm": 1.0, "noise_norm": {"uniform": 0.9, "normal": 3.0}})
     assert ae_tables.times(float("inf")) == "an undefined multiple"
+    assert ae_tables.top_share({"counts": [1, 0, 3]}) == "75% to the digit 2"

@@ -141,3 +141,12 @@ def scale(codes) -> str:
     return (f"a real code is {codes['real_norm']:.3g} long on average, a uniform noise code "
             f"{codes['noise_norm']['uniform']:.3g} ({ratios['uniform']:.2f} times as long) and a normal one "
             f"{codes['noise_norm']['normal']:.3g} ({ratios['normal']:.2f} times): {verdict}")
+
+
+def top_share(verdict) -> str:
+    """The judge's most common class for a set of images and its share, in words."""
+    counts = np.asarray(verdict["counts"])
+    if counts.sum() == 0:
+        return "no images were judged"
+    top = int(counts.argmax())
+    return f"{100 * counts[top] / counts.sum():.0f}% to the digit {top}"
