@@ -151,6 +151,34 @@ class CnnBudget:
 
 
 @dataclass(frozen=True)
+class TransferBudget:
+    """Chapter 7: pretrained networks, transfer learning and autoencoders.
+
+    ``mnist`` feeds the autoencoders, the VAE and the judge CNN that scores
+    generated digits; ``fashion`` the transfer experiment (Fashion-MNIST
+    classes 0-4 pretrain a CNN, classes 5-9 are the new task). Each transfer
+    run takes ``transfer_steps`` optimizer steps whatever its labelled-set
+    size, so a small set is not also a short training. Every setting is fixed
+    in advance (nothing is chosen on validation data), so the data budgets
+    hold no validation images out.
+    """
+
+    mnist: DataBudget
+    autoencoder_epochs: int
+    noise_levels: tuple[float, ...]      # salt-and-pepper levels the denoisers are scored at
+    quality_images: int                  # test digits scored (PSNR, SSIM) at each level
+    vae_epochs: int
+    vae_latent: int
+    judge_epochs: int
+    samples_per_class: int               # generated digits per class (and per method)
+    fashion: DataBudget
+    pretrain_epochs: int
+    labelled_sizes: tuple[int, ...]
+    transfer_steps: int
+    seeds: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -161,6 +189,7 @@ class Profile:
     generalization: GeneralizationBudget
     digits: DigitsBudget
     cnn: CnnBudget
+    transfer: TransferBudget
 
     def seed_list(self, base: int = 0) -> tuple[int, ...]:
         """The seeds of the replicates: ``base, base + 1, ...``."""
@@ -221,6 +250,15 @@ PROFILES: dict[str, Profile] = {
             cifar_epochs=1, cifar_patience=1, cifar_seeds=1,
             svhn=DataBudget(train=300, validation=7326, test=200),
             svhn_epochs=1, svhn_patience=1,
+        ),
+        # One epoch on a few hundred images, one seed: the code runs, nothing more.
+        # Each model costs a compilation, so the transfer runs are 2 sizes × 3 methods.
+        transfer=TransferBudget(
+            mnist=DataBudget(train=300, validation=0, test=200),
+            autoencoder_epochs=1, noise_levels=(0.4, 0.9), quality_images=30,
+            vae_epochs=1, vae_latent=2, judge_epochs=1, samples_per_class=4,
+            fashion=DataBudget(train=600, validation=0, test=200),
+            pretrain_epochs=1, labelled_sizes=(50, 200), transfer_steps=8, seeds=1,
         ),
     ),
     "default": Profile(
@@ -294,6 +332,16 @@ PROFILES: dict[str, Profile] = {
             svhn=DataBudget(train=20000, validation=7326, test=None),
             svhn_epochs=15, svhn_patience=3,
         ),
+        # All of the offline MNIST's 4,000 training digits; 12,000 Fashion-MNIST
+        # training images (about 6,000 per task); 3 seeds × 4 sizes × 3
+        # methods of 300 steps.
+        transfer=TransferBudget(
+            mnist=DataBudget(train=None, validation=0, test=None),
+            autoencoder_epochs=30, noise_levels=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+            quality_images=500, vae_epochs=30, vae_latent=8, judge_epochs=8, samples_per_class=20,
+            fashion=DataBudget(train=12000, validation=0, test=None),
+            pretrain_epochs=5, labelled_sizes=(50, 200, 1000, 5000), transfer_steps=300, seeds=3,
+        ),
     ),
     "full": Profile(
         name="full",
@@ -345,6 +393,13 @@ PROFILES: dict[str, Profile] = {
             cifar_epochs=50, cifar_patience=8, cifar_seeds=5,
             svhn=DataBudget(train=None, validation=7326, test=None),
             svhn_epochs=50, svhn_patience=5,
+        ),
+        transfer=TransferBudget(
+            mnist=DataBudget(train=None, validation=0, test=None),
+            autoencoder_epochs=50, noise_levels=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+            quality_images=2000, vae_epochs=50, vae_latent=8, judge_epochs=12, samples_per_class=50,
+            fashion=DataBudget(train=None, validation=0, test=None),
+            pretrain_epochs=12, labelled_sizes=(50, 100, 500, 1000, 5000), transfer_steps=1000, seeds=5,
         ),
     ),
 }

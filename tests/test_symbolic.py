@@ -148,6 +148,7 @@ from analysis.symbolic import backprop as bp  # noqa: E402
 from analysis.symbolic import convolution as cv  # noqa: E402
 from analysis.symbolic import layernorm as ln  # noqa: E402
 from analysis.symbolic import regularization as rg  # noqa: E402
+from analysis.symbolic import vgg  # noqa: E402
 
 f_ = sp.Function("f")
 xs, hs = sp.symbols("x h")
@@ -164,6 +165,13 @@ def _backward_without_normalized_term(normalized, scaled, sigma):
 
 # One or more wrong formulas per check: each must make its check return False.
 MUTATIONS = {
+    "conv-parameters": [
+        lambda: symbolic.check_conv_parameters(count=vgg.K_H * vgg.K_W * vgg.C_IN * vgg.C_OUT),
+        lambda: symbolic.check_conv_parameters(count=(vgg.K_H * vgg.K_W + 1) * vgg.C_IN * vgg.C_OUT),
+    ],
+    "dense-parameters": [
+        lambda: symbolic.check_dense_parameters(count=vgg.N_IN * (vgg.N_OUT + 1)),
+    ],
     "relu": [
         lambda: symbolic.check_activation("relu", output_form=sp.Piecewise((0, a > 0), (1, True))),
         lambda: symbolic.check_activation("relu", derivative_range=sp.FiniteSet(0, 2)),

@@ -125,3 +125,19 @@ PINS: dict[str, Pin] = {
     "train_32x32.mat": Pin(origin=SVHN_ORIGIN + "train_32x32.mat", md5="e26dedcc434d2e4c54c9b2d4a06d8373"),
     "test_32x32.mat": Pin(origin=SVHN_ORIGIN + "test_32x32.mat", md5="eb5a983be6a315427106f1b164d9cef3"),
 }
+
+#: Pretrained weights and their companion files, pinned like datasets (the md5s
+#: are the ``file_hash`` values Keras itself pins: keras/src/applications/vgg16.py
+#: and imagenet_utils.py). Keys are the file names in the data directory and in
+#: Keras's model cache (``~/.keras/models``).
+KERAS_APPLICATIONS_ORIGIN = "https://storage.googleapis.com/tensorflow/keras-applications/"
+MODEL_PINS: dict[str, Pin] = {
+    "vgg16_weights_tf_dim_ordering_tf_kernels.h5": Pin(
+        origin=KERAS_APPLICATIONS_ORIGIN + "vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+        md5="64373286793e3c8b2b4e3219cbf3544b",
+    ),
+    "imagenet_class_index.json": Pin(
+        origin="https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
+        md5="c2c37ea517e94d9795004a39431a14cb",
+    ),
+}

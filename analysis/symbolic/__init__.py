@@ -17,6 +17,8 @@ per topic:
   pooling, a Conv2D layer's parameter count, pooling's backward pass.
 * :mod:`~analysis.symbolic.regularization`: L2 and weight decay, Adam + L2
   against AdamW, inverted dropout.
+* :mod:`~analysis.symbolic.vgg`: the parameter counts of Conv2D and Dense
+  layers (the VGG16 table).
 
 Nothing heavy runs at import; derivations and checks run on first use and
 are cached.
@@ -102,6 +104,13 @@ from analysis.symbolic.regularization import (
     check_l2_gradient,
     check_sgd_weight_decay,
     regularization_equations,
+)
+from analysis.symbolic.vgg import (
+    check_conv_parameters,
+    check_dense_parameters,
+    conv_count,
+    dense_count,
+    vgg_equations,
 )
 
 #: One sentence per check key, for the chapters' check tables.

@@ -1,0 +1,94 @@
+"""Tables and computed sentences of the pretrained-network sections."""
+
+from __future__ import annotations
+
+from analysis import stats, symbolic
+from analysis.plots.transfer import LABELS
+from analysis.tables import markdown
+
+
+def formula_count(row: dict) -> int | None:
+    """The displayed count (eq-transfer-conv-parameters, -dense-parameters) for a layer, None for others."""
+    if "kernel" in row:
+        return symbolic.conv_count(*row["kernel"], row["channels_in"], row["channels_out"])
+    if "units_in" in row:
+        return symbolic.dense_count(row["units_in"], row["units_out"])
+    return None
+
+
+def layer_checks(result) -> dict:
+    """How many layers have weights, and on how many the formula equals Keras's count."""
+    rows = [row for row in result["layers"] if formula_count(row) is not None]
+    matching = sum(formula_count(row) == row["parameters"] for row in rows)
+    layer_sum = sum(row["parameters"] for row in result["layers"])
+    return {"weighted": len(rows), "matching": matching, "layer_sum": layer_sum,
+            "formula_sum": sum(formula_count(row) for row in rows)}
+
+
+def layer_table(result):
+    rows = []
+    for row in result["layers"]:
+        formula = formula_count(row)
+        shape = " × ".join(str(d) for d in row["output_shape"])
+        check = "—" if formula is None else ("✓" if formula == row["parameters"] else f"✗ ({formula:,})")
+        # Keras numbers the input layer's name per process (input_layer_3, ...): show it plainly.
+        name = "input" if row["type"] == "InputLayer" else row["name"]
+        rows.append([f"`{name}`", row["type"], shape, f"{row['parameters']:,}", check])
+    rows.append(["**total**", "", "", f"**{result['total']:,}**", ""])
+    return markdown(rows, ["layer", "type", "output shape", "parameters", "formula"],
+                    align=["left", "left", "left", "right", "center"],
+                    note="Built by keras.applications.VGG16(weights=None); ✓: the count of "
+                         "@eq-transfer-conv-parameters or @eq-transfer-dense-parameters equals Keras's.")
+
+
+STEP_NAMES = {"array": "`img_to_array`", "batch": "`np.expand_dims(…, 0)`", "ready": "`preprocess_input`"}
+
+
+def preprocessing_table(result):
+    rows = [[STEP_NAMES[s["step"]], " × ".join(str(d) for d in s["shape"]), s["dtype"],
+             f"{s['minimum']:.1f} to {s['maximum']:.1f}",
+             ", ".join(f"{m:.1f}" for m in s["channel_means"])] for s in result["steps"]]
+    return markdown(rows, ["step", "shape", "type", "range", "channel means (in order)"],
+                    note=f"The photograph: {result['titles'][0]}.")
+
+
+def predictions_table(result):
+    rows = [[title] + [f"{p['name']} ({100 * p['probability']:.1f}%)" for p in predictions]
+            for title, predictions in zip(result["titles"], result["predictions"])]
+    return markdown(rows, ["photograph"] + [f"top {k}" for k in range(1, len(rows[0]))])
+
+
+def transfer_table(result):
+    rows = []
+    for size in result["sizes"]:
+        cells = [stats.summary(result["test_accuracy"][m][str(size)]).text(digits=1, percent=True, count=False)
+                 for m in result["methods"]]
+        rows.append([f"{result['labelled'][str(size)]:,}"] + cells)
+    return markdown(rows, ["labelled images"] + [LABELS[m] for m in result["methods"]],
+                    note=f"Test accuracy on {result['test_images']:,} test images of the five new classes, "
+                         f"mean ± std over {len(result['seeds'])} seeds. Data: {result.data_source('fashion_mnist')}.")
+
+
+def verdicts(result, a: str, b: str) -> list[str]:
+    """a against b at each labelled-set size, paired over seeds (same labelled set, same order)."""
+    lines = []
+    for size in result["sizes"]:
+        comparison = stats.compare(result["test_accuracy"][a][str(size)], result["test_accuracy"][b][str(size)],
+                                   names=(LABELS[a], LABELS[b]))
+        lines.append(f"with {result['labelled'][str(size)]:,} labelled images, {comparison.sentence()}")
+    return lines
+
+
+def best_by_size(result) -> str:
+    """Which method had the highest mean test accuracy at each labelled-set size, in words."""
+    best = []
+    for size in result["sizes"]:
+        means = {m: stats.summary(result["test_accuracy"][m][str(size)]).mean for m in result["methods"]}
+        finite = {m: v for m, v in means.items() if v == v}
+        best.append(max(finite, key=finite.get) if finite else None)
+    if None in best:
+        return "some sizes have no finite result, so no method can be named best everywhere"
+    if len(set(best)) == 1:
+        return f"{LABELS[best[0]]} had the highest mean test accuracy at every labelled-set size"
+    parts = [f"{LABELS[method]} with {result['labelled'][str(size)]:,}" for size, method in zip(result["sizes"], best)]
+    return "the highest mean test accuracy went to " + "; ".join(parts) + " labelled images"
