@@ -15,6 +15,8 @@ per topic:
 * :mod:`~analysis.symbolic.counting`: the MNIST network's parameter count.
 * :mod:`~analysis.symbolic.regularization`: L2 and weight decay, Adam + L2
   against AdamW, inverted dropout.
+* :mod:`~analysis.symbolic.bayesopt`: the Gaussian-process posterior, PI, EI,
+  the confidence bound and TPE's l/g criterion.
 
 Nothing heavy runs at import; derivations and checks run on first use and
 are cached.
@@ -85,6 +87,14 @@ from analysis.symbolic.layernorm import (
     check_layernorm_forward,
     layernorm_backward_formula,
     layernorm_equations,
+)
+from analysis.symbolic.bayesopt import (
+    bayesopt_equations,
+    check_confidence_bound,
+    check_expected_improvement,
+    check_gp_posterior,
+    check_probability_of_improvement,
+    check_tpe_criterion,
 )
 from analysis.symbolic.regularization import (
     check_adam_first_step,
