@@ -113,6 +113,34 @@ class GeneralizationBudget:
 
 
 @dataclass(frozen=True)
+class HpoBudget:
+    """Chapter 5: hyper-parameter optimisation.
+
+    Every training run (a grid cell, a pool member, a tuner trial) trains the
+    chapter's small MNIST network for ``epochs`` epochs at ``batch_size``
+    (the pool draws its own batch size).
+    """
+
+    mnist: DataBudget
+    epochs: int
+    batch_size: int
+    seeds: int                              # replicates of each dropout × units cell
+    output_activations: tuple[str, ...]     # the scikit-learn grid
+    grid_dropouts: tuple[float, ...]
+    folds: int                              # stratified k-fold of GridSearchCV
+    heatmap_dropouts: tuple[float, ...]
+    heatmap_units: tuple[int, ...]
+    pool_size: int                          # M random configurations
+    learning_rates: tuple[float, ...]       # the 1-D objective for BO at work
+    bo_steps: int
+    tuner_trials: int                       # Random and Bayesian: trials per search
+    tuner_seeds: int
+    hyperband_factor: int
+    table_budget: int                       # evaluations per tabular search
+    table_seeds: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -121,6 +149,7 @@ class Profile:
     mlp: MlpBudget
     depth: DepthBudget
     generalization: GeneralizationBudget
+    hpo: HpoBudget
 
     def seed_list(self, base: int = 0) -> tuple[int, ...]:
         """The seeds of the replicates: ``base, base + 1, ...``."""
@@ -169,6 +198,17 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(200, 400),
             patience=1,
             seeds=2,
+        ),
+        hpo=HpoBudget(
+            # Seconds per experiment: a few hundred images, one epoch, a
+            # handful of cells, a pool of six, two trials per tuner.
+            mnist=DataBudget(train=300, validation=200, test=200),
+            epochs=1, batch_size=64, seeds=2,
+            output_activations=("softmax", "relu"), grid_dropouts=(0.2,), folds=2,
+            heatmap_dropouts=(0.0, 0.5), heatmap_units=(16, 32),
+            pool_size=6, learning_rates=(1e-3, 1e-2, 1e-1), bo_steps=1,
+            tuner_trials=2, tuner_seeds=1, hyperband_factor=2,
+            table_budget=4, table_seeds=2,
         ),
     ),
     "default": Profile(
@@ -227,6 +267,17 @@ PROFILES: dict[str, Profile] = {
             train_sizes=(500, 1000, 2000),
             patience=5,
         ),
+        hpo=HpoBudget(
+            # 4,000 training images, 3 epochs a run: see the chapter's
+            # budget callout for the measured time.
+            mnist=DataBudget(train=4000, validation=2000, test=None),
+            epochs=3, batch_size=128, seeds=3,
+            output_activations=("relu", "softmax", "sigmoid"), grid_dropouts=(0.2, 0.4, 0.6, 0.8), folds=3,
+            heatmap_dropouts=(0.0, 0.1, 0.3, 0.5, 0.8), heatmap_units=(16, 32, 64, 128, 256),
+            pool_size=60, learning_rates=tuple(float(f"{10 ** (-4 + 3 * i / 11):.3g}") for i in range(12)),
+            bo_steps=4, tuner_trials=10, tuner_seeds=3, hyperband_factor=3,
+            table_budget=15, table_seeds=20,
+        ),
     ),
     "full": Profile(
         name="full",
@@ -264,6 +315,16 @@ PROFILES: dict[str, Profile] = {
             dropout_rates=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8),
             train_sizes=(1000, 3000, 10000, 30000, 55000),
             patience=5,
+        ),
+        hpo=HpoBudget(
+            # The original protocols: all of MNIST, 10-epoch trials, a pool of 200.
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            epochs=10, batch_size=128, seeds=5,
+            output_activations=("relu", "softmax", "sigmoid"), grid_dropouts=(0.2, 0.4, 0.6, 0.8), folds=3,
+            heatmap_dropouts=(0.0, 0.1, 0.3, 0.5, 0.8), heatmap_units=(16, 32, 64, 128, 256),
+            pool_size=200, learning_rates=tuple(float(f"{10 ** (-4 + 3 * i / 15):.3g}") for i in range(16)),
+            bo_steps=4, tuner_trials=30, tuner_seeds=5, hyperband_factor=3,
+            table_budget=20, table_seeds=50,
         ),
     ),
 }

@@ -5,4 +5,4 @@ find every experiment). A module's name is the chapter's id on the command
 line: ``python -m analysis run backprop``.
 """
 
-CHAPTERS: tuple[str, ...] = ("backprop", "mlp", "depth", "generalization")
+CHAPTERS: tuple[str, ...] = ("backprop", "mlp", "depth", "generalization", "hpo")

@@ -17,6 +17,8 @@ backend.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 from pathlib import Path
 
@@ -82,7 +84,8 @@ def make_tuner(tuner: str, seed: int, directory: Path, budget: dict, objective: 
         return keras_tuner.RandomSearch(max_trials=budget["max_trials"], **common)
     if tuner == "bayesian":
         return keras_tuner.BayesianOptimization(max_trials=budget["max_trials"], **common)
-    return keras_tuner.Hyperband(max_epochs=budget["epochs"], factor=budget["hyperband_factor"],
+    # Hyperband needs at least two epochs to have rungs to promote between.
+    return keras_tuner.Hyperband(max_epochs=max(2, budget["epochs"]), factor=budget["hyperband_factor"],
                                  hyperband_iterations=1, **common)
 
 
@@ -94,7 +97,9 @@ def search(tuner: str, seed: int, directory: Path, budget: dict, data, objective
     ``max_trials``, ``epochs`` and ``hyperband_factor``.
     """
     x_train, y_train, x_val, y_val = data
-    instance = make_tuner(tuner, seed, directory, budget, objective, space)
+    # keras-tuner prints ("Reloading Tuner from …") where a page would show it.
+    with contextlib.redirect_stdout(io.StringIO()):
+        instance = make_tuner(tuner, seed, directory, budget, objective, space)
     fit = {} if tuner == "hyperband" else {"epochs": budget["epochs"]}
     instance.search(x_train, y_train, validation_data=(x_val, y_val), batch_size=budget["batch_size"],
                     callbacks=list(callbacks), verbose=0, **fit)

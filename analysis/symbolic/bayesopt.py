@@ -82,7 +82,7 @@ def _mul(*factors):
     return sp.Mul(*factors, evaluate=False)
 
 
-_REGULARISED = sp.MatAdd(K, sp.MatMul(NOISE**2, sp.Identity(N)))
+_REGULARISED = sp.MatAdd(K, sp.MatMul(NOISE**2, sp.Identity(N)), evaluate=False)
 POSTERIOR_MEAN = sp.MatMul(K_STAR.T, sp.Inverse(_REGULARISED), Y)
 POSTERIOR_VARIANCE = sp.MatAdd(K_STAR_STAR, sp.MatMul(-1, K_STAR.T, sp.Inverse(_REGULARISED), K_STAR, evaluate=False),
                                evaluate=False)
