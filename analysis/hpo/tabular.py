@@ -87,6 +87,13 @@ def _tpe(table: Table, chosen, remaining) -> int:
 
 def keras_tuner_order(table: Table, budget: int, seed: int) -> list[int]:
     """keras-tuner's Bayesian oracle proposing, the table answering."""
+    with tempfile.TemporaryDirectory() as directory:
+        return drive_oracle(table, budget, seed, directory)[0]
+
+
+def drive_oracle(table: Table, budget: int, seed: int, directory):
+    """Run a ``BayesianOptimizationOracle`` on the table for ``budget``
+    lookups; the cells it chose, and the oracle (with its trials)."""
     import keras_tuner
 
     hyperparameters = keras_tuner.HyperParameters()
@@ -98,19 +105,18 @@ def keras_tuner_order(table: Table, budget: int, seed: int) -> list[int]:
         objective=keras_tuner.Objective("score", "max"), max_trials=budget, seed=seed,
         hyperparameters=hyperparameters)
     chosen = []
-    with tempfile.TemporaryDirectory() as directory:
-        oracle._set_project_dir(directory, "lookup")
-        oracle.verbose = 0
-        for _ in range(budget):
-            trial = oracle.create_trial("lookup")
-            if trial.status != "RUNNING":
-                break
-            index = table.index(trial.hyperparameters.values)
-            oracle.update_trial(trial.trial_id, {"score": float(table.scores[index])})
-            trial.status = "COMPLETED"
-            oracle.end_trial(trial)
-            chosen.append(index)
-    return chosen
+    oracle._set_project_dir(str(directory), "lookup")
+    oracle.verbose = 0
+    for _ in range(budget):
+        trial = oracle.create_trial("lookup")
+        if trial.status != "RUNNING":
+            break
+        index = table.index(trial.hyperparameters.values)
+        oracle.update_trial(trial.trial_id, {"score": float(table.scores[index])})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        chosen.append(index)
+    return chosen, oracle
 
 
 def order(method: str, table: Table, budget: int, seed: int, initial: int = 3) -> list[int]:
