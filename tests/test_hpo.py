@@ -206,8 +206,12 @@ def test_our_gp_reproduces_keras_tuners_oracle_on_its_completed_trials(tmp_path)
         warnings.simplefilter("ignore")
         chosen, oracle = tabular.drive_oracle(table, budget=8, seed=0, directory=tmp_path)
         facts = tuners.oracle_facts(oracle)
-        # Random until 3 × 2 dimensions completed trials, the GP after that.
+        # Random until 3 × 2 dimensions completed trials, the GP after that:
+        # observed, not only read from the oracle's settings.
         assert facts["initial_points"] == 6 and len(chosen) == 8
+        _, six = tabular.drive_oracle(table, budget=6, seed=0, directory=tmp_path / "six")
+        _, seven = tabular.drive_oracle(table, budget=7, seed=0, directory=tmp_path / "seven")
+        assert not hasattr(six.gpr, "X_train_") and hasattr(seven.gpr, "X_train_")
         assert facts["kernel"] == "Matern" and facts["nu"] == 2.5 and facts["beta"] == 2.6
         assert facts["normalize_y"] and facts["alpha"] == 1e-4
         reproduction = tuners.oracle_reproduction(oracle)

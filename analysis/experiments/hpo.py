@@ -165,13 +165,15 @@ def sklearn_grid(run, config):
     search = GridSearchCV(estimator, {"model_kwargs": cells}, cv=folds, scoring="accuracy", refit=True)
     flat = x_train.reshape(len(x_train), -1)
     started = time.perf_counter()
-    with _quiet():
+    # The wrapper's predict shows Keras's progress bar on stdout: keep it off the page.
+    with _quiet(), contextlib.redirect_stdout(io.StringIO()):
         search.fit(flat, parts.y_train)
+        predicted = search.predict(x_test.reshape(len(x_test), -1))
     seconds = time.perf_counter() - started
     results = search.cv_results_
     per_fold = np.array([results[f"split{k}_test_score"] for k in range(config["folds"])]).T
     # The refitted best cell meets the test set once, after the choice.
-    test_accuracy = float(np.mean(search.predict(x_test.reshape(len(x_test), -1)) == parts.y_test))
+    test_accuracy = float(np.mean(predicted == parts.y_test))
     return {"cells": [{k: v for k, v in c.items() if k != "seed"} for c in cells],
             "mean": [float(v) for v in results["mean_test_score"]],
             "std": [float(v) for v in results["std_test_score"]],
