@@ -229,3 +229,12 @@ def test_tabular_searches_improve_monotonically_and_reach_the_table_optimum():
 def test_tpe_split_keeps_the_best_share():
     good, threshold = tpe.split([0.4, 0.1, 0.3, 0.2, 0.5, 0.6, 0.7, 0.8], gamma=0.25)
     assert good.tolist() == [False, True, False, True, False, False, False, False] and threshold == 0.3
+
+
+def test_a_named_search_is_identified_by_tuner_profile_and_seed():
+    item = experiments.search_item("smoke", "bayesian", 0)
+    assert item["tuner"] == "bayesian" and item["tuner_seed"] == 0 and item["objective"] == "val_accuracy"
+    with pytest.raises(UserError, match="tuner seeds: 0"):
+        experiments.search_item("smoke", "bayesian", 99)
+    with pytest.raises(UserError, match="valid tuners"):
+        experiments.search_item("smoke", "grid", 0)

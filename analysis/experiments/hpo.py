@@ -37,6 +37,7 @@ from scipy import stats as scipy_stats
 
 from analysis import cache, data, profiles, training
 from analysis.hpo import acquisition, gp, network, order_stats, spaces, tabular, tpe, tuners
+from analysis.errors import UserError
 from analysis.runner import experiment
 
 #: The grid exercise's network: Dense 128 → Dense 100 → Dropout → Dense 10.
@@ -361,6 +362,36 @@ def run_search(run, item: dict) -> dict:
     shutil.copytree(directory, run.directory / "tuner")
     shutil.rmtree(directory, ignore_errors=True)
     return {**rows, **extra, "seconds": time.perf_counter() - started}
+
+
+def search_item(profile, tuner: str, seed: int) -> dict:
+    """The run item of one named search of ``tuner_search`` (its cache identity)."""
+    profile = profiles.resolve(profile)
+    tuners.check_tuner(tuner)
+    items = [item for item in _tuner_runs(profile, _tuner_config(profile))
+             if item["tuner"] == tuner and item["tuner_seed"] == int(seed)]
+    if not items:
+        seeds = ", ".join(str(s) for s in _tuner_config(profile)["tuner_seeds"])
+        raise UserError(f"profile {profile.name} has no tuner seed {seed}; its tuner seeds: {seeds}")
+    return items[0]
+
+
+def named_search(tuner: str, profile, seed: int, directory=None, callbacks=()) -> dict:
+    """Run (or join, or finish) one named search outside the runner.
+
+    The search works in ``directory`` (default: the partial directory that
+    ``tuner_search`` itself resumes from), so a later ``tuner_search`` call
+    picks the finished trials up. With keras-tuner's chief/worker
+    environment variables set, each process calling this is one worker of a
+    distributed search of the same name.
+    """
+    item = search_item(profile, tuner, seed)
+    parts = data.split(data.load("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
+    x_train, x_val = data.scale01(parts.x_train), data.scale01(parts.x_val)
+    directory = partial_directory(item) if directory is None else directory
+    with _quiet():
+        return tuners.search(tuner, item["tuner_seed"], directory, item, (x_train, parts.y_train, x_val, parts.y_val),
+                             item["objective"], callbacks=callbacks, space=item["space"])
 
 
 def training_end_counter(bar):
