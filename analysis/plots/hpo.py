@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib import ticker
 import numpy as np
 import seaborn as sns
 
@@ -54,6 +55,7 @@ def heatmap(grid):
                 cbar_kws={"label": "validation accuracy (%)"})
     axis.set_xlabel("hidden units")
     axis.set_ylabel("dropout rate")
+    figure.tight_layout()
     source_footer(figure, grid.data_source("mnist"))
     return figure
 
@@ -70,9 +72,12 @@ def efficiency(pool, curve):
     axis.plot(trials, np.asarray(curve["test_mean"]) * 100, color="C1", linestyle="--",
               label="test accuracy of the selected configuration (mean)")
     axis.set_xscale("log")
+    axis.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    axis.xaxis.set_minor_formatter(ticker.NullFormatter())
     axis.set_xlabel("N, configurations tried")
     axis.set_ylabel("accuracy (%)")
     axis.legend(fontsize="small")
+    figure.tight_layout()
     source_footer(figure, pool.data_source("mnist"))
     return figure
 

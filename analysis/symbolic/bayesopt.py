@@ -247,7 +247,7 @@ def _same_function(a, b, symbols) -> bool:
 
 @check(
     "probability-of-improvement",
-    "SymPy integrates the posterior density N(μ, σ²) from f* to ∞ and obtains the displayed Φ(z).",
+    "SymPy integrates the posterior density N(μ, σ²) from f⋆ to ∞ and obtains the displayed Φ(z).",
 )
 def check_probability_of_improvement(pi=None, z=None) -> bool:
     pi = _part("eq-hpo-pi", "pi") if pi is None else pi
@@ -258,8 +258,8 @@ def check_probability_of_improvement(pi=None, z=None) -> bool:
 
 @check(
     "expected-improvement",
-    "SymPy integrates the improvement f − f* against N(μ, σ²) from f* to ∞ and obtains the displayed "
-    "(μ − f*)Φ(z) + σφ(z) with z = (μ − f*)/σ.",
+    "SymPy integrates the improvement f − f⋆ against N(μ, σ²) from f⋆ to ∞ and obtains the displayed "
+    "(μ − f⋆)Φ(z) + σφ(z) with z = (μ − f⋆)/σ.",
 )
 def check_expected_improvement(ei=None, z=None) -> bool:
     ei = _part("eq-hpo-ei", "ei") if ei is None else ei
@@ -296,8 +296,8 @@ def check_confidence_bound(ucb=None) -> bool:
 
 @check(
     "tpe-criterion",
-    "With p(y) standard normal, l and g the densities of x below and above y*, and p(y | x) from Bayes' rule, "
-    "SymPy integrates (y* − y) p(y | x) up to y* and obtains the displayed expression (γ = Φ(y*)); divided by the "
+    "With p(y) standard normal, l and g the densities of x below and above y⋆, and p(y ∣ x) from Bayes' rule, "
+    "SymPy integrates (y⋆ − y) p(y ∣ x) up to y⋆ and obtains the displayed expression (γ = Φ(y⋆)); divided by the "
     "displayed criterion it no longer depends on l or g, and the criterion increases with l for fixed g.",
 )
 def check_tpe_criterion(ei=None, criterion=None) -> bool:
