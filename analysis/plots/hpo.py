@@ -72,7 +72,9 @@ def efficiency(pool, curve):
     axis.plot(trials, np.asarray(curve["test_mean"]) * 100, color="C1", linestyle="--",
               label="test accuracy of the selected configuration (mean)")
     axis.set_xscale("log")
-    axis.xaxis.set_major_formatter(ticker.ScalarFormatter())
+    # Whole numbers of trials as ticks, on a log axis.
+    ticks = [n for n in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if n <= trials[-1]]
+    axis.set_xticks(ticks, [str(n) for n in ticks])
     axis.xaxis.set_minor_formatter(ticker.NullFormatter())
     axis.set_xlabel("N, configurations tried")
     axis.set_ylabel("accuracy (%)")
