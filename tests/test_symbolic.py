@@ -147,6 +147,7 @@ def test_every_check_passes_on_the_displayed_formula(key):
 from analysis.symbolic import backprop as bp  # noqa: E402
 from analysis.symbolic import convolution as cv  # noqa: E402
 from analysis.symbolic import layernorm as ln  # noqa: E402
+from analysis.symbolic import bayesopt as bo  # noqa: E402
 from analysis.symbolic import regularization as rg  # noqa: E402
 from analysis.symbolic import vgg  # noqa: E402
 
@@ -298,6 +299,31 @@ MUTATIONS = {
     "inverted-dropout": [
         lambda: symbolic.check_inverted_dropout(dropped=rg.MASK * rg.ACTIVATION),
         lambda: symbolic.check_inverted_dropout(variance=rg.RATE * rg.ACTIVATION**2),
+    ],
+    # the posterior without the noise term, and with the variance's sign flipped
+    "gp-posterior": [
+        lambda: symbolic.check_gp_posterior(mean=sp.MatMul(bo.K_STAR.T, sp.Inverse(bo.K), bo.Y)),
+        lambda: symbolic.check_gp_posterior(variance=sp.MatAdd(bo.K_STAR_STAR, sp.MatMul(
+            bo.K_STAR.T, sp.Inverse(bo.K + bo.NOISE**2 * sp.Identity(bo.N)), bo.K_STAR))),
+    ],
+    # Φ(−z): the probability of doing worse
+    "probability-of-improvement": [lambda: symbolic.check_probability_of_improvement(pi=bo.NormalCDF(-bo.Z))],
+    # EI without its exploration term σφ(z), and with φ's sign flipped
+    "expected-improvement": [
+        lambda: symbolic.check_expected_improvement(ei=(bo.MU - bo.INCUMBENT) * bo.NormalCDF(bo.Z)),
+        lambda: symbolic.check_expected_improvement(
+            ei=(bo.MU - bo.INCUMBENT) * bo.NormalCDF(bo.Z) - bo.SIGMA * bo.NormalPDF(bo.Z)),
+    ],
+    # the lower bound, and β times the variance instead of the standard deviation
+    "confidence-bound": [
+        lambda: symbolic.check_confidence_bound(ucb=bo.MU - bo.BETA * bo.SIGMA),
+        lambda: symbolic.check_confidence_bound(ucb=bo.MU + bo.BETA * bo.SIGMA**2),
+    ],
+    # γ and 1 − γ swapped in the evidence; the criterion upside down (g/l)
+    "tpe-criterion": [
+        lambda: symbolic.check_tpe_criterion(ei=bo.GOOD * (bo.GAMMA * bo.THRESHOLD - bo.PARTIAL_MEAN) / (
+            (1 - bo.GAMMA) * bo.GOOD + bo.GAMMA * bo.OTHER)),
+        lambda: symbolic.check_tpe_criterion(criterion=1 / (bo.GAMMA + (1 - bo.GAMMA) * bo.GOOD / bo.OTHER)),
     ],
 }
 

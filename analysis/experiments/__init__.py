@@ -5,5 +5,5 @@ find every experiment). A module's name is the chapter's id on the command
 line: ``python -m analysis run backprop``.
 """
 
-CHAPTERS: tuple[str, ...] = ("backprop", "mlp", "depth", "generalization", "cnn",
+CHAPTERS: tuple[str, ...] = ("backprop", "mlp", "depth", "generalization", "hpo", "cnn",
                              "autoencoders", "transfer", "digits")

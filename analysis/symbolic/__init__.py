@@ -19,6 +19,8 @@ per topic:
   against AdamW, inverted dropout.
 * :mod:`~analysis.symbolic.vgg`: the parameter counts of Conv2D and Dense
   layers (the VGG16 table).
+* :mod:`~analysis.symbolic.bayesopt`: the Gaussian-process posterior, PI, EI,
+  the confidence bound and TPE's l/g criterion.
 
 Nothing heavy runs at import; derivations and checks run on first use and
 are cached.
@@ -97,6 +99,14 @@ from analysis.symbolic.layernorm import (
     check_layernorm_forward,
     layernorm_backward_formula,
     layernorm_equations,
+)
+from analysis.symbolic.bayesopt import (
+    bayesopt_equations,
+    check_confidence_bound,
+    check_expected_improvement,
+    check_gp_posterior,
+    check_probability_of_improvement,
+    check_tpe_criterion,
 )
 from analysis.symbolic.regularization import (
     check_adam_first_step,
