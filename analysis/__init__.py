@@ -13,6 +13,17 @@ from analysis import config as _config
 # set before anything imports Keras; KERAS_BACKEND=tensorflow overrides it.
 os.environ.setdefault("KERAS_BACKEND", _config.default_backend())
 
+# On JAX every new model compiles its training and evaluation steps, which for
+# the book's small networks costs more than training them. JAX's persistent
+# compilation cache keeps the compiled programs on disk, keyed by the program
+# and the JAX version, so an identical network (another seed, the next render,
+# a test) skips the compiler; the results are the same. Every program is kept
+# (our compilations are short but many), within 2 GB. Read by JAX at import.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_config.jax_compilation_cache_dir()))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(2 * 1024 ** 3))
+
 # TensorFlow's C++ runtime logs to stderr; in a rendered book that would show
 # up under cells. Keep only errors, and inside a Jupyter kernel (a render) not
 # even its spurious "error" lines: real failures still raise in Python.

@@ -40,6 +40,12 @@ def keras_datasets_dir() -> Path:
     return base / "datasets"
 
 
+def jax_compilation_cache_dir() -> Path:
+    """JAX's persistent compilation cache (``JAX_COMPILATION_CACHE_DIR``, JAX's
+    own variable; default ``.jax-cache/``)."""
+    return _path_from_env("JAX_COMPILATION_CACHE_DIR", PROJECT_ROOT / ".jax-cache")
+
+
 def cache_dir() -> Path:
     """Result cache (``NNSTUDY_CACHE``, default ``.nnstudy-cache/``)."""
     return _path_from_env("NNSTUDY_CACHE", PROJECT_ROOT / ".nnstudy-cache")
