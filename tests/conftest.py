@@ -21,17 +21,13 @@ RUN_LAST = ("test_render.py",)
 
 
 # The tests run in parallel processes (pytest-xdist, pytest.ini). The book
-# check and the render share a session-scoped cache, so they form one group
-# that a single process runs, in this order; every other test is spread over
-# the processes around them.
-BOOK_GROUP = ("test_book.py", "test_render.py")
+# check and the render share a session-scoped cache, so both modules mark
+# themselves as one group (xdist_group "book") that a single process runs,
+# in this order; every other test is spread over the processes around them.
 
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: Path(str(item.fspath)).name in RUN_LAST)
-    for item in items:
-        if Path(str(item.fspath)).name in BOOK_GROUP:
-            item.add_marker(pytest.mark.xdist_group("book"))
 
 
 @pytest.fixture

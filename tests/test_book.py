@@ -11,6 +11,10 @@ from analysis.config import PROJECT_ROOT
 
 DOCUMENTS = bookcheck.book_files(PROJECT_ROOT)
 
+# One process runs the book check and then the render (pytest-xdist's
+# loadgroup): the render reads the cache the book check filled.
+pytestmark = pytest.mark.xdist_group("book")
+
 
 def test_every_chapter_exists_and_is_listed():
     assert bookcheck.check_chapters(PROJECT_ROOT) == []

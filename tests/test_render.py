@@ -35,6 +35,10 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 PDF_PAGES = ARTIFACTS / "pdf-pages"
 DOCUMENTS = bookcheck.book_files(PROJECT_ROOT)
+
+# One process runs the book check and then the render (pytest-xdist's
+# loadgroup): the render reads the cache the book check filled.
+pytestmark = pytest.mark.xdist_group("book")
 MATHJAX_VERSION = "3.2.2"
 RENDER_TIMEOUT = 40 * 60
 
