@@ -20,12 +20,6 @@ import analysis  # noqa: E402,F401
 RUN_LAST = ("test_render.py",)
 
 
-# The tests run in parallel processes (pytest-xdist, pytest.ini). The book
-# check and the render share a session-scoped cache, so both modules mark
-# themselves as one group (xdist_group "book") that a single process runs,
-# in this order; every other test is spread over the processes around them.
-
-
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: Path(str(item.fspath)).name in RUN_LAST)
 

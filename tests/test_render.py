@@ -35,10 +35,6 @@ ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 SCREENSHOTS = ARTIFACTS / "screenshots"
 PDF_PAGES = ARTIFACTS / "pdf-pages"
 DOCUMENTS = bookcheck.book_files(PROJECT_ROOT)
-
-# One process runs the book check and then the render (pytest-xdist's
-# loadgroup): the render reads the cache the book check filled.
-pytestmark = pytest.mark.xdist_group("book")
 MATHJAX_VERSION = "3.2.2"
 RENDER_TIMEOUT = 40 * 60
 
@@ -50,6 +46,28 @@ BENIGN = (re.compile(r"\[IPKernelApp\] WARNING \| Kernel is running over TCP wit
 # Quarto's progress lines name cells by label ("Cell 3/9: 'fig-error-curve'").
 PROGRESS = re.compile(r"Cell \d+/\d+: '[^']*'")
 PROBLEM = re.compile(r"\bwarn(ing)?\b|\berror\b|\?\?", re.IGNORECASE)
+
+
+# The book check executes every document here, before the render: pytest-xdist
+# (pytest.ini, --dist loadfile) runs a module in one process, in order, so the
+# render reads the results the book check stored in the shared smoke cache
+# (tests/conftest.py) and trains nothing again.
+
+# Every chapter runs under both Keras backends. The book's own backend (the
+# process's KERAS_BACKEND, set by analysis) goes first: its results are the
+# ones the render reuses.
+BACKENDS = sorted({"jax", "tensorflow"}, key=lambda name: name != os.environ["KERAS_BACKEND"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_document_executes(document, backend, smoke_environment, executed_documents,
+                           monkeypatch):
+    book_backend = os.environ["KERAS_BACKEND"]
+    monkeypatch.setenv("KERAS_BACKEND", backend)   # the kernel inherits it
+    assert bookcheck.execute(PROJECT_ROOT, document) == []
+    if backend == book_backend:
+        executed_documents.add(document)
 
 
 def unavailable(reason: str):
