@@ -47,7 +47,7 @@ def _one_line_user_errors(exc_type, exc, tb, _previous=sys.excepthook):
 sys.excepthook = _one_line_user_errors
 
 
-def import_tensorflow_quietly() -> None:
+def import_tensorflow_quietly(any_backend: bool = False) -> None:
     """Import TensorFlow with the process's stderr closed for the moment.
 
     TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass Python's
@@ -57,10 +57,15 @@ def import_tensorflow_quietly() -> None:
     at /dev/null for the moment, keeps both clean. Real errors later on still
     reach stderr. Called at import inside a Jupyter kernel, and by the command
     line before a command that trains.
+
+    With ``any_backend`` TensorFlow is imported on JAX too: keras-tuner (its
+    file I/O is ``tf.io.gfile``) and Keras's ``.h5`` saving import it whatever
+    the backend, and a chapter that imports them would otherwise print the
+    start-up lines under its first cell.
     """
     if "tensorflow" in sys.modules:
         return
-    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    if not any_backend and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
         return
     sys.stderr.flush()
     saved = os.dup(2)
@@ -79,4 +84,4 @@ def import_tensorflow_quietly() -> None:
 
 
 if "ipykernel" in sys.modules:
-    import_tensorflow_quietly()
+    import_tensorflow_quietly(any_backend=True)
