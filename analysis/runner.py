@@ -524,10 +524,11 @@ class RunTask:
         os.environ["KERAS_BACKEND"] = self.backend
         os.environ["NNSTUDY_PROGRESS"] = "0"  # one bar, the parent's, over all runs
         # A worker's stderr is the parent's: in a render, Quarto's log. Keep
-        # TensorFlow's start-up lines and retracing notes out of it.
+        # TensorFlow's start-up lines and retracing notes out of it, on JAX
+        # too (keras-tuner, tf.data and .h5 saving import TensorFlow there).
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        import_tensorflow_quietly()
+        import_tensorflow_quietly(any_backend=True)
         if self.module_root not in sys.path:
             sys.path.insert(0, self.module_root)
         if "keras" in sys.modules and environment.backend() != self.backend:

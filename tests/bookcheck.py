@@ -269,8 +269,12 @@ def _has_table(outputs) -> bool:
     return "<table" in text or re.search(r"^\s*\|?\s*:?-{3,}", text, re.MULTILINE) is not None
 
 
-def execute(root: Path, name: str, timeout: int = 900) -> list[str]:
-    """Run one document's cells in a fresh kernel; returns the problems."""
+def execute(root: Path, name: str, timeout: int = 900,
+            env: dict[str, str] | None = None) -> list[str]:
+    """Run one document's cells in a fresh kernel; returns the problems.
+
+    ``env`` is the kernel's environment (default: this process's), so that
+    documents can run side by side under different settings."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
@@ -281,7 +285,7 @@ def execute(root: Path, name: str, timeout: int = 900) -> list[str]:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(root)}})
     try:
-        client.execute(cwd=str(root))
+        client.execute(cwd=str(root), env=dict(os.environ if env is None else env))
     except CellExecutionError as error:
         failed = next((i for i, c in enumerate(nb.cells)
                        if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)

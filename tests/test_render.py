@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,16 +58,35 @@ PROBLEM = re.compile(r"\bwarn(ing)?\b|\berror\b|\?\?", re.IGNORECASE)
 # process's KERAS_BACKEND, set by analysis) goes first: its results are the
 # ones the render reuses.
 BACKENDS = sorted({"jax", "tensorflow"}, key=lambda name: name != os.environ["KERAS_BACKEND"])
+# Two kernels at a time: the book check is the longest chain of the test run,
+# and one kernel keeps only one of CI's two cores busy. Each kernel gets its
+# own environment, so the two may run different backends.
+BOOK_CHECK_KERNELS = 2
+
+
+@pytest.fixture(scope="session")
+def book_check(smoke_environment, request):
+    """Each selected (document, backend) execution, started in book order on a
+    small pool of kernels; a test waits for its own."""
+    selected = {(item.callspec.params["document"], item.callspec.params["backend"])
+                for item in request.session.items
+                if getattr(item, "originalname", "") == "test_document_executes"}
+    pool = ThreadPoolExecutor(max_workers=BOOK_CHECK_KERNELS)
+    runs = {(document, backend): pool.submit(bookcheck.execute, PROJECT_ROOT, document,
+                                             env={**os.environ, "KERAS_BACKEND": backend})
+            for document in DOCUMENTS for backend in BACKENDS
+            if (document, backend) in selected}
+    yield runs
+    for run in runs.values():
+        run.cancel()
+    pool.shutdown(wait=True)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("document", DOCUMENTS)
-def test_document_executes(document, backend, smoke_environment, executed_documents,
-                           monkeypatch):
-    book_backend = os.environ["KERAS_BACKEND"]
-    monkeypatch.setenv("KERAS_BACKEND", backend)   # the kernel inherits it
-    assert bookcheck.execute(PROJECT_ROOT, document) == []
-    if backend == book_backend:
+def test_document_executes(document, backend, book_check, executed_documents):
+    assert book_check[(document, backend)].result() == []
+    if backend == os.environ["KERAS_BACKEND"]:
         executed_documents.add(document)
 
 

@@ -93,17 +93,19 @@ def confusion(matrix, class_names, source: str, title: str | None = None):
 FILTERS_PER_ROW = 16
 
 
-def feature_maps(result, layer: int, class_names=None):
-    """Every filter's output of one conv layer for each example image.
+def feature_maps(result, layer: int, class_names=None, images: int | None = None):
+    """Every filter's output of one conv layer for the first ``images`` example
+    images (default: all).
 
     One row per image, one column per filter; a layer with more than
     :data:`FILTERS_PER_ROW` filters is split into blocks of rows of equal width
     (each block starts with the input images again), so that the maps stay
-    large enough to see.
+    large enough to see. Fewer images keep a layer with many filters within a
+    page.
     """
-    maps = np.asarray(result[f"maps_{layer}"])
-    images = np.asarray(result["examples"])
-    labels = np.asarray(result["example_labels"])
+    maps = np.asarray(result[f"maps_{layer}"])[:images]
+    labels = np.asarray(result["example_labels"])[:images]
+    images = np.asarray(result["examples"])[:images]
     filters = maps.shape[-1]
     blocks = -(-filters // FILTERS_PER_ROW)
     columns = -(-filters // blocks)          # blocks of equal width: 36 filters as 3 × 12
