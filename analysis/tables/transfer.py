@@ -8,9 +8,9 @@ from analysis.tables import markdown
 
 
 def formula_count(row: dict) -> int | None:
-    """The displayed count (eq-transfer-conv-parameters, -dense-parameters) for a layer, None for others."""
+    """The displayed count (eq-cnn-conv-parameters, eq-transfer-dense-parameters) for a layer, None for others."""
     if "kernel" in row:
-        return symbolic.conv_count(*row["kernel"], row["channels_in"], row["channels_out"])
+        return symbolic.conv_parameters(*row["kernel"], row["channels_in"], row["channels_out"])
     if "units_in" in row:
         return symbolic.dense_count(row["units_in"], row["units_out"])
     return None
@@ -38,7 +38,7 @@ def layer_table(result):
     return markdown(rows, ["layer", "type", "output shape", "parameters", "formula"],
                     align=["left", "left", "left", "right", "center"],
                     note="Built by keras.applications.VGG16(weights=None); ✓: the count of "
-                         "@eq-transfer-conv-parameters or @eq-transfer-dense-parameters equals Keras's.")
+                         "@eq-cnn-conv-parameters or @eq-transfer-dense-parameters equals Keras's.")
 
 
 STEP_NAMES = {"array": "`img_to_array`", "batch": "`np.expand_dims(…, 0)`", "ready": "`preprocess_input`"}
