@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from analysis import stats, symbolic
 from analysis.plots.transfer import LABELS
-from analysis.tables import markdown
+from analysis.tables import budget_note, markdown
+
+
+def budget_callout(profile, denoised, transferred) -> str:
+    """What this build trained, for the chapter's callout (the smoke caveat only under smoke)."""
+    lines = [f"This copy was built with the **{profile.name}** profile: the autoencoders trained for "
+             f"{denoised.provenance['config']['epochs']} epoch(s) on {denoised['sizes']['train']:,} digits, and "
+             f"each transfer run took {transferred['steps']:,} optimizer steps, over "
+             f"{len(transferred['seeds'])} seed(s)."]
+    if profile.name == "smoke":
+        lines.append("Under `smoke` that is far too little training: the figures and sentences only show that "
+                     "the code runs; the comparisons mean something at the default and full profiles.")
+    return budget_note(lines)
 
 
 def formula_count(row: dict) -> int | None:
