@@ -4,6 +4,9 @@ One builder, :func:`mlp`, covers every fully connected network of the study:
 the MNIST MLP of the optimizer chapter (one hidden layer, optional layer
 normalization) and the deep networks of the depth chapter (5-40 hidden layers,
 any activation, matched initialisation, batch or layer normalization).
+:func:`small_cnn_features` is the convolutional part shared by the small
+28 × 28 CNNs of the transfer chapter: the network pretrained and transferred
+there and the judge of generated digits.
 """
 
 from __future__ import annotations
@@ -64,6 +67,17 @@ def mlp(hidden_units: Sequence[int], *, activation_name: str = "relu",
         layers.append(keras.layers.Activation(act, name=f"activation_{index}"))
     layers.append(keras.layers.Dense(classes, activation="softmax", name="output"))
     return keras.Sequential(layers, name=name)
+
+
+def small_cnn_features() -> list:
+    """Conv(32, 3×3) → max-pool 2 → Conv(64, 3×3) → max-pool 2 → Flatten, as
+    layers to put into a ``keras.Sequential`` after ``keras.Input((28, 28, 1))``.
+    The convolutions are named ``conv_1`` and ``conv_2`` (fine-tuning unfreezes
+    by name)."""
+    layers = keras.layers
+    return [layers.Conv2D(32, 3, activation="relu", name="conv_1"), layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu", name="conv_2"), layers.MaxPooling2D(2),
+            layers.Flatten()]
 
 
 def dense_layers(model: keras.Model) -> list:

@@ -231,6 +231,20 @@ class Profile:
         return f"{self.name}: {self.description}"
 
 
+def _log_rates(count: int) -> tuple[float, ...]:
+    """``count`` learning rates from 1e-4 to 1e-1, evenly spaced in log10, to three significant digits."""
+    return tuple(float(f"{10 ** (-4 + 3 * i / (count - 1)):.3g}") for i in range(count))
+
+
+#: The HPO chapter's grids at the default and full profiles (the full profile
+#: spends its larger budget on data, epochs, seeds and trials, not on the grids).
+_HPO_GRIDS = dict(
+    output_activations=("relu", "softmax", "sigmoid"), grid_dropouts=(0.2, 0.4, 0.6, 0.8), folds=3,
+    heatmap_dropouts=(0.0, 0.1, 0.3, 0.5, 0.8), heatmap_units=(16, 32, 64, 128, 256),
+    bo_steps=4, hyperband_factor=3,
+)
+
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         name="smoke",
@@ -364,11 +378,10 @@ PROFILES: dict[str, Profile] = {
             # budget callout for the measured time.
             mnist=DataBudget(train=4000, validation=2000, test=None),
             epochs=3, batch_size=128, seeds=3,
-            output_activations=("relu", "softmax", "sigmoid"), grid_dropouts=(0.2, 0.4, 0.6, 0.8), folds=3,
-            heatmap_dropouts=(0.0, 0.1, 0.3, 0.5, 0.8), heatmap_units=(16, 32, 64, 128, 256),
-            pool_size=60, learning_rates=tuple(float(f"{10 ** (-4 + 3 * i / 11):.3g}") for i in range(12)),
-            bo_steps=4, tuner_trials=10, tuner_seeds=3, hyperband_factor=3,
+            pool_size=60, learning_rates=_log_rates(12),
+            tuner_trials=10, tuner_seeds=3,
             table_budget=15, table_seeds=20,
+            **_HPO_GRIDS,
         ),
         digits=DigitsBudget(mnist=DataBudget(train=None, validation=500, test=None),
                             epochs=20, photos=1000),
@@ -437,11 +450,10 @@ PROFILES: dict[str, Profile] = {
             # The original protocols: all of MNIST, 10-epoch trials, a pool of 200.
             mnist=DataBudget(train=None, validation=5000, test=None),
             epochs=10, batch_size=128, seeds=5,
-            output_activations=("relu", "softmax", "sigmoid"), grid_dropouts=(0.2, 0.4, 0.6, 0.8), folds=3,
-            heatmap_dropouts=(0.0, 0.1, 0.3, 0.5, 0.8), heatmap_units=(16, 32, 64, 128, 256),
-            pool_size=200, learning_rates=tuple(float(f"{10 ** (-4 + 3 * i / 15):.3g}") for i in range(16)),
-            bo_steps=4, tuner_trials=30, tuner_seeds=5, hyperband_factor=3,
+            pool_size=200, learning_rates=_log_rates(16),
+            tuner_trials=30, tuner_seeds=5,
             table_budget=20, table_seeds=50,
+            **_HPO_GRIDS,
         ),
         digits=DigitsBudget(mnist=DataBudget(train=None, validation=5000, test=None),
                             epochs=30, photos=10000),

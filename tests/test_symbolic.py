@@ -166,10 +166,6 @@ def _backward_without_normalized_term(normalized, scaled, sigma):
 
 # One or more wrong formulas per check: each must make its check return False.
 MUTATIONS = {
-    "conv-parameters": [
-        lambda: symbolic.check_conv_parameters(count=vgg.K_H * vgg.K_W * vgg.C_IN * vgg.C_OUT),
-        lambda: symbolic.check_conv_parameters(count=(vgg.K_H * vgg.K_W + 1) * vgg.C_IN * vgg.C_OUT),
-    ],
     "dense-parameters": [
         lambda: symbolic.check_dense_parameters(count=vgg.N_IN * (vgg.N_OUT + 1)),
     ],

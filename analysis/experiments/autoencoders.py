@@ -24,6 +24,7 @@ import numpy as np
 from scipy import ndimage
 
 from analysis import data, training
+from analysis.models import small_cnn_features
 from analysis.runner import experiment
 
 #: The original exercise's noise level and dense architecture.
@@ -119,13 +120,11 @@ def encoder_of(autoencoder: keras.Model) -> keras.Model:
 
 
 def judge_cnn() -> keras.Model:
+    """The transfer sections' convolutions (small_cnn_features), then dropout, Dense(128) and softmax."""
     layers = keras.layers
     return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dropout(0.3), layers.Dense(128, activation="relu"),
-        layers.Dense(10, activation="softmax"),
+        keras.Input((28, 28, 1)), *small_cnn_features(),
+        layers.Dropout(0.3), layers.Dense(128, activation="relu"), layers.Dense(10, activation="softmax"),
     ], name="judge")
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from analysis import data, photographs, training
 from analysis.data import weights as pretrained
 from analysis.errors import UserError
+from analysis.models import small_cnn_features
 from analysis.runner import experiment
 
 SOURCE_CLASSES = (0, 1, 2, 3, 4)
@@ -52,13 +53,8 @@ TOP_K = 5
 
 def base_network() -> keras.Model:
     """Two convolution + pooling blocks and a Dense layer of 128 features."""
-    layers = keras.layers
-    return keras.Sequential([
-        keras.Input((28, 28, 1)),
-        layers.Conv2D(32, 3, activation="relu", name="conv_1"), layers.MaxPooling2D(2),
-        layers.Conv2D(64, 3, activation="relu", name="conv_2"), layers.MaxPooling2D(2),
-        layers.Flatten(), layers.Dense(128, activation="relu", name="features"),
-    ], name="base")
+    return keras.Sequential([keras.Input((28, 28, 1)), *small_cnn_features(),
+                             keras.layers.Dense(128, activation="relu", name="features")], name="base")
 
 
 def classifier(base: keras.Model, classes: int = 5) -> keras.Model:

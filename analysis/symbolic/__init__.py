@@ -17,8 +17,8 @@ per topic:
   pooling, a Conv2D layer's parameter count, pooling's backward pass.
 * :mod:`~analysis.symbolic.regularization`: L2 and weight decay, Adam + L2
   against AdamW, inverted dropout.
-* :mod:`~analysis.symbolic.vgg`: the parameter counts of Conv2D and Dense
-  layers (the VGG16 table).
+* :mod:`~analysis.symbolic.vgg`: the parameter count of a Dense layer (the
+  VGG16 table, with the Conv2D count of :mod:`~analysis.symbolic.convolution`).
 * :mod:`~analysis.symbolic.bayesopt`: the Gaussian-process posterior, PI, EI,
   the confidence bound and TPE's l/g criterion.
 
@@ -115,13 +115,7 @@ from analysis.symbolic.regularization import (
     check_sgd_weight_decay,
     regularization_equations,
 )
-from analysis.symbolic.vgg import (
-    check_conv_parameters,
-    check_dense_parameters,
-    conv_count,
-    dense_count,
-    vgg_equations,
-)
+from analysis.symbolic.vgg import check_dense_parameters, dense_count, vgg_equations
 
 #: One sentence per check key, for the chapters' check tables.
 CHECK_DESCRIPTIONS = {key: item.description for key, item in checks().items()}

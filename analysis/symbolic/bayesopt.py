@@ -156,7 +156,10 @@ def bayesopt_equations() -> tuple[Equation, ...]:
     )
 
 
-def _part(label: str, name: str):
+def _part(label: str, name: str, candidate=None):
+    """The ``candidate`` a test feeds a check, or by default the display's own part."""
+    if candidate is not None:
+        return candidate
     return next(item for item in bayesopt_equations() if item.label == label)[name]
 
 
@@ -218,8 +221,8 @@ def _conditioning_holds(mean, variance, values, size: int) -> bool:
 def check_gp_posterior(mean=None, variance=None) -> bool:
     import random
 
-    mean = _part("eq-hpo-gp-posterior", "mean") if mean is None else mean
-    variance = _part("eq-hpo-gp-posterior", "variance") if variance is None else variance
+    mean = _part("eq-hpo-gp-posterior", "mean", mean)
+    variance = _part("eq-hpo-gp-posterior", "variance", variance)
     numbers = random.Random(0)
 
     def compare():
@@ -245,15 +248,20 @@ def _same_function(a, b, symbols) -> bool:
     return zero_expression(sp.simplify((sp.sympify(a) - sp.sympify(b)).rewrite(sp.erf)), symbols)
 
 
+def _integral_is_shown(integrand, shown, z) -> bool:
+    """∫ integrand(f) N(f; μ, σ²) df over f > f* equals the displayed ``shown`` with z = ``z``."""
+    return safely(lambda: _same_function(_integrate_above(integrand), explicit(sp.sympify(shown).subs(Z, z)),
+                                         (MU, SIGMA, INCUMBENT)))
+
+
 @check(
     "probability-of-improvement",
     "SymPy integrates the posterior density N(μ, σ²) from f⋆ to ∞ and obtains the displayed Φ(z).",
 )
 def check_probability_of_improvement(pi=None, z=None) -> bool:
-    pi = _part("eq-hpo-pi", "pi") if pi is None else pi
-    z = _part("eq-hpo-pi", "z") if z is None else z
-    return safely(lambda: _same_function(_integrate_above(1), explicit(sp.sympify(pi).subs(Z, z)),
-                                         (MU, SIGMA, INCUMBENT)))
+    pi = _part("eq-hpo-pi", "pi", pi)
+    z = _part("eq-hpo-pi", "z", z)
+    return _integral_is_shown(1, pi, z)
 
 
 @check(
@@ -262,10 +270,9 @@ def check_probability_of_improvement(pi=None, z=None) -> bool:
     "(μ − f⋆)Φ(z) + σφ(z) with z = (μ − f⋆)/σ.",
 )
 def check_expected_improvement(ei=None, z=None) -> bool:
-    ei = _part("eq-hpo-ei", "ei") if ei is None else ei
-    z = _part("eq-hpo-pi", "z") if z is None else z
-    return safely(lambda: _same_function(_integrate_above(F - INCUMBENT), explicit(sp.sympify(ei).subs(Z, z)),
-                                         (MU, SIGMA, INCUMBENT)))
+    ei = _part("eq-hpo-ei", "ei", ei)
+    z = _part("eq-hpo-pi", "z", z)
+    return _integral_is_shown(F - INCUMBENT, ei, z)
 
 
 @check(
@@ -275,7 +282,7 @@ def check_expected_improvement(ei=None, z=None) -> bool:
     "minimised μ − βσ on negated scores is −UCB.",
 )
 def check_confidence_bound(ucb=None) -> bool:
-    ucb = _part("eq-hpo-ucb", "ucb") if ucb is None else ucb
+    ucb = _part("eq-hpo-ucb", "ucb", ucb)
 
     def compare():
         bound = sp.simplify((sp.sympify(ucb) - MU) / SIGMA)          # f ≤ UCB ⇔ u ≤ bound
@@ -301,8 +308,8 @@ def check_confidence_bound(ucb=None) -> bool:
     "displayed criterion it no longer depends on l or g, and the criterion increases with l for fixed g.",
 )
 def check_tpe_criterion(ei=None, criterion=None) -> bool:
-    ei = _part("eq-hpo-tpe-ei", "ei") if ei is None else ei
-    criterion = _part("eq-hpo-tpe-ei", "criterion") if criterion is None else criterion
+    ei = _part("eq-hpo-tpe-ei", "ei", ei)
+    criterion = _part("eq-hpo-tpe-ei", "criterion", criterion)
     y = sp.Symbol("y", real=True)
 
     def compare():

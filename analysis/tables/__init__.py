@@ -24,6 +24,17 @@ def markdown(rows: Iterable[Sequence], headers: Sequence[str], note: str | None 
     return Markdown(text)
 
 
+def count(number: int, noun: str) -> str:
+    """"1 epoch", "5 epochs", "1,000 digits" (for prose and notes)."""
+    return f"{number:,} {noun}" + ("" if number == 1 else "s")
+
+
+def budget_note(lines: Sequence[str]) -> str:
+    """A chapter's callout on what its profile's budget allows: ``lines``, the
+    sentences about this build, in one paragraph."""
+    return "::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines) + "\n:::\n"
+
+
 def mean_std(values, digits: int = 3, percent: bool = False, count: bool = True) -> str:
     """"mean ± std (n=k)" over replicates; the std is the sample std (ddof=1).
 

@@ -12,8 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from analysis import pooling, profiles, stats
-from analysis.tables import markdown
-from analysis.tables.generalization import count
+from analysis.tables import budget_note, count, markdown
 
 #: How the chapter names the CIFAR-10 networks.
 NET_LABELS = {
@@ -296,4 +295,4 @@ def budget_callout(profile, mnist, cifar, svhn) -> str:
                      f"split, up to {count(full.cifar_epochs, 'epoch')}, {count(full.cifar_seeds, 'seed')}; "
                      "all of SVHN's training set); this profile trains on subsets for fewer epochs so "
                      "that the chapter's training fits in about 20 minutes on a 2-core CPU.")
-    return "::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines) + "\n:::\n"
+    return budget_note(lines)

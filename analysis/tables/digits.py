@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis.tables import markdown
+from analysis.tables import budget_note, count, markdown
 
 SETS = ("mnist", "sklearn", "photo", "clean")
 SET_NAMES = {
@@ -194,12 +194,11 @@ def budget_callout(profile, result) -> str:
     """What the profile's budget allows (the smoke caveat only under smoke)."""
     config = result.provenance["config"]
     sizes = result["sizes"]
-    epoch_word = "epoch" if config["epochs"] == 1 else "epochs"
     lines = [f"This copy was built with the **{profile.name}** profile: one model, "
-             f"{config['epochs']} {epoch_word} on {sizes['train']:,} training digits "
+             f"{count(config['epochs'], 'epoch')} on {sizes['train']:,} training digits "
              f"({sizes['validation']:,} for validation), scored on {sizes['test']:,} MNIST test digits, "
              f"{result['sklearn_count']:,} of scikit-learn's digits and {result['photo_count']:,} photos."]
     if profile.name == "smoke":
         lines.append("That is far too little training for a good recognizer: under the `smoke` profile "
                      "the numbers only show that the code runs.")
-    return "::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines) + "\n:::\n"
+    return budget_note(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis import stats
-from analysis.tables import markdown, mean_std
+from analysis.tables import budget_note, count, markdown, mean_std
 
 #: How tables and legends name the methods.
 LABELS = {
@@ -45,11 +45,6 @@ SCORES = {
     "weight_norm": ("weight norm", False, False),
     "epochs_trained": ("number of epochs trained", False, False),
 }
-
-
-def count(number: int, noun: str) -> str:
-    """"1 epoch", "5 epochs"."""
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def setting(kind: str, value: float) -> str:
@@ -311,4 +306,4 @@ def budget_callout(profile, result, sweep) -> str:
                      "every strength of its linspace(1e-6, 1e-3, 5); this profile trains fewer images "
                      "for fewer epochs and sweeps fewer strengths, to keep the chapter's training "
                      "within about a quarter of an hour on a laptop CPU.")
-    return "::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines) + "\n:::\n"
+    return budget_note(lines)

@@ -21,7 +21,7 @@ import sympy as sp
 
 from analysis import stats
 from analysis.symbolic.counting import D, H, K, NU_HIDDEN, NU_INPUT, PARAMETER_COUNT
-from analysis.tables import markdown, mean_std
+from analysis.tables import budget_note, count, markdown, mean_std
 
 #: How the book names each variant of the chapter's experiments (tables, legends).
 LABELS = {
@@ -73,11 +73,6 @@ def label(name: str, result=None) -> str:
 def subject(name: str) -> str:
     """A variant as the subject of a verdict sentence."""
     return SUBJECTS.get(name, _optimizer_label(name))
-
-
-def count(number: int, noun: str) -> str:
-    """"1 epoch", "5 epochs" (for prose and notes)."""
-    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def _format(values, digits: int, percent: bool) -> str:
@@ -454,5 +449,4 @@ def budget_callout(profile, optimizers_result, sweep, comparisons) -> str:
     if any(comparison.n < 3 for comparison in comparisons):
         lines.append("With fewer than three seeds a 95% interval is very wide, so few "
                      "differences can count as clear.")
-    return ("::: {.callout-note}\n## How much these numbers can say\n" + " ".join(lines)
-            + "\n:::\n")
+    return budget_note(lines)

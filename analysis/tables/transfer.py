@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from analysis import stats, symbolic
 from analysis.plots.transfer import LABELS
-from analysis.tables import markdown
+from analysis.tables import budget_note, markdown
+
+
+def budget_callout(profile, denoised, transferred) -> str:
+    """What this build trained, for the chapter's callout (the smoke caveat only under smoke)."""
+    lines = [f"This copy was built with the **{profile.name}** profile: the autoencoders trained for "
+             f"{denoised.provenance['config']['epochs']} epoch(s) on {denoised['sizes']['train']:,} digits, and "
+             f"each transfer run took {transferred['steps']:,} optimizer steps, over "
+             f"{len(transferred['seeds'])} seed(s)."]
+    if profile.name == "smoke":
+        lines.append("Under `smoke` that is far too little training: the figures and sentences only show that "
+                     "the code runs; the comparisons mean something at the default and full profiles.")
+    return budget_note(lines)
 
 
 def formula_count(row: dict) -> int | None:
-    """The displayed count (eq-transfer-conv-parameters, -dense-parameters) for a layer, None for others."""
+    """The displayed count (eq-cnn-conv-parameters, eq-transfer-dense-parameters) for a layer, None for others."""
     if "kernel" in row:
-        return symbolic.conv_count(*row["kernel"], row["channels_in"], row["channels_out"])
+        return symbolic.conv_parameters(*row["kernel"], row["channels_in"], row["channels_out"])
     if "units_in" in row:
         return symbolic.dense_count(row["units_in"], row["units_out"])
     return None
@@ -38,7 +50,7 @@ def layer_table(result):
     return markdown(rows, ["layer", "type", "output shape", "parameters", "formula"],
                     align=["left", "left", "left", "right", "center"],
                     note="Built by keras.applications.VGG16(weights=None); ✓: the count of "
-                         "@eq-transfer-conv-parameters or @eq-transfer-dense-parameters equals Keras's.")
+                         "@eq-cnn-conv-parameters or @eq-transfer-dense-parameters equals Keras's.")
 
 
 STEP_NAMES = {"array": "`img_to_array`", "batch": "`np.expand_dims(…, 0)`", "ready": "`preprocess_input`"}
