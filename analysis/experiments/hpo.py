@@ -26,6 +26,7 @@ configuration chosen.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import shutil
 import time
@@ -368,12 +369,43 @@ def search_item(profile, tuner: str, seed: int) -> dict:
     """The run item of one named search of ``tuner_search`` (its cache identity)."""
     profile = profiles.resolve(profile)
     tuners.check_tuner(tuner)
-    items = [item for item in _tuner_runs(profile, _tuner_config(profile))
+    # As the runner lists them (plain JSON values): the same item, the same
+    # partial directory and the same run key as tuner_search's own run.
+    items = [item for item in tuner_search.runs(profile)
              if item["tuner"] == tuner and item["tuner_seed"] == int(seed)]
     if not items:
         seeds = ", ".join(str(s) for s in _tuner_config(profile)["tuner_seeds"])
         raise UserError(f"profile {profile.name} has no tuner seed {seed}; its tuner seeds: {seeds}")
     return items[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedSearch:
+    """One named search of ``tuner_search`` (tuner × seed), not yet run: its
+    run item and its partial directory; :meth:`build` makes its tuner."""
+
+    tuner: str
+    item: dict
+
+    @property
+    def directory(self):
+        return partial_directory(self.item)
+
+    def build(self, directory=None, callbacks=()):
+        """(tuner, keyword arguments of ``tuner.search``), the tuner working in
+        ``directory`` (default: the partial directory), reloaded if a search is there."""
+        item = self.item
+        parts = data.split(data.load("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
+        x_train, x_val = data.scale01(parts.x_train), data.scale01(parts.x_val)
+        directory = self.directory if directory is None else directory
+        return tuners.prepare(self.tuner, item["tuner_seed"], directory, item,
+                              (x_train, parts.y_train, x_val, parts.y_val), item["objective"],
+                              callbacks=callbacks, space=item["space"])
+
+
+def tuning_search(profile, tuner: str, seed: int = 0) -> NamedSearch:
+    """The named search ``python -m analysis tune hpo.<tuner> --seed S`` runs."""
+    return NamedSearch(tuner, search_item(profile, tuner, seed))
 
 
 def named_search(tuner: str, profile, seed: int, directory=None, callbacks=()) -> dict:
@@ -385,13 +417,11 @@ def named_search(tuner: str, profile, seed: int, directory=None, callbacks=()) -
     environment variables set, each process calling this is one worker of a
     distributed search of the same name.
     """
-    item = search_item(profile, tuner, seed)
-    parts = data.split(data.load("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
-    x_train, x_val = data.scale01(parts.x_train), data.scale01(parts.x_val)
-    directory = partial_directory(item) if directory is None else directory
+    search = tuning_search(profile, tuner, seed)
     with _quiet():
-        return tuners.search(tuner, item["tuner_seed"], directory, item, (x_train, parts.y_train, x_val, parts.y_val),
-                             item["objective"], callbacks=callbacks, space=item["space"])
+        instance, arguments = search.build(directory, callbacks)
+        instance.search(**arguments)
+    return tuners.trials(instance, search.item["epochs"])
 
 
 def training_end_counter(bar):
