@@ -329,9 +329,12 @@ def test_bayesian_optimization_and_hyperband_depend_on_the_order(kind, tmp_path)
 
 
 def test_a_distributed_hpo_search_is_the_run_the_chapter_reads(tmp_path, monkeypatch):
-    """Two workers complete exactly max_trials trials; the chief caches them as
-    hpo.tuner_search's run of that search, under the key a single-process run
-    has, with the same configurations; reading the run again trains nothing."""
+    """Two workers complete exactly max_trials trials, each once; the chief
+    caches them as hpo.tuner_search's run of that search, under the key the
+    experiment computes its runs with, so reading the run trains nothing.
+    (That a single-process search lands under that same key with the same
+    trials is checked for the test search above; a second search here would
+    double this test's time.)"""
     from analysis import profiles
     from analysis.experiments import hpo
 
@@ -352,16 +355,11 @@ def test_a_distributed_hpo_search_is_the_run_the_chapter_reads(tmp_path, monkeyp
     assert not computed  # the run tuner_search would compute is cached: it trains nothing
     assert not list((tmp_path / "tuned" / "hpo.tuner_search").glob("partial-*"))
     rows = distributed.record["metrics"]
-    assert len(rows["trial"]) == max_trials
+    assert len(rows["trial"]) == len(set(rows["trial"])) == max_trials
     assert len({tuple(sorted(v.items())) for v in rows["values"]}) == max_trials
     # Each score is the one a worker reported to the chief.
     reported = sorted(float(re.search(r"val_accuracy = (\S+)", line).group(1)) for line in lines)
-    assert sorted(round(s, 4) for s in rows["score"]) == pytest.approx(reported)
-
-    monkeypatch.setenv("NNSTUDY_CACHE", str(tmp_path / "single"))
-    single, computed = hpo.tuner_search.run_entry("smoke", item)  # one process, as a render
-    assert computed and single.path.name == distributed.path.name  # the same key
-    assert single.record["metrics"]["values"] == rows["values"]
+    assert sorted(rows["score"]) == pytest.approx(reported, abs=1e-4)
 
 
 def test_the_hpo_searches_are_the_chapters_tuners_and_take_seeds(cache_dir, capsys):

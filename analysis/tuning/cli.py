@@ -7,8 +7,14 @@
     tune SEARCH --worker --chief-address HOST:P     a worker, on any machine
                 [--tuner-id ID]
 
+SEARCH is a registered search: ``hpo.random``, ``hpo.bayesian`` or
+``hpo.hyperband`` (the HPO chapter's, each one run of ``hpo.tuner_search``,
+with ``--seed S``, one of the profile's tuner seeds, default 0) or the test
+search ``examples.tiny_random``.
+
 Everything is checked before Keras is imported, so a wrong name, address or
-port is a one-line error (exit status 2) at once.
+port is a one-line error (exit status 2) at once (a tuner seed the profile
+does not have is one too, once the chapter's module has loaded).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A search is registered under the name of the experiment that runs it
 (``chapter.experiment``) with a *factory*::
 
     def random_search(profile, directory):
-        tuner = keras_tuner.RandomSearch(build_model, ..., seed=0,
+        tuner = keras_tuner.RandomSearch(build_model, ..., seed=1,  # 0: unseeded
                                          directory=directory, project_name="random",
                                          overwrite=False)
         return tuner, {"x": x, "y": y, "validation_data": (xv, yv), "epochs": 3}
@@ -33,6 +33,14 @@ chief/worker engine, then computes the experiment in its own process, where
 :func:`run_search` copies the finished project into ``directory`` and reloads
 it instead of searching again: the cache entry is made by the same code, under
 the same key, as a single-process search's.
+
+A search can also be *one run* of an experiment made of independent runs
+(:func:`register_run`): the HPO chapter's ``hpo.random``, ``hpo.bayesian`` and
+``hpo.hyperband``, each with a tuner seed (``--seed``), are runs of
+``hpo.tuner_search``. The chief then searches in the directory that run
+resumes from (``overwrite=False``) and computes that one run
+(:meth:`analysis.runner.Experiment.run_entry`), which reloads the finished
+search; the experiment later reads the run from the cache with its others.
 """
 
 from __future__ import annotations
@@ -188,6 +196,13 @@ def compute(search: Search, profile, finished: "_Finished | None" = None) -> str
         for name in finished.exclude:
             for path in Path(finished.directory).glob(f"*/{name}"):
                 path.unlink()
+        # The run reloads the search from this directory; were a trial missing
+        # there, it would train it again instead of adopting the search.
+        with contextlib.redirect_stdout(io.StringIO()):
+            reloaded, _ = named.build(finished.directory)
+        if len(reloaded.oracle.trials) != finished.trials:
+            raise RuntimeError(f"search {search.title} reloaded {len(reloaded.oracle.trials)} "
+                               f"trials of the {finished.trials} its workers finished")
     entry, computed = experiment.run_entry(profile, named.item)
     trials = len(entry.record["metrics"]["trial"])
     if finished is not None and trials != finished.completed:
