@@ -57,8 +57,10 @@ def _data_config(profile) -> dict:
     return {"data": budget.mnist, "split_seed": 0, "epochs": budget.epochs, "batch_size": budget.batch_size}
 
 
-def _split(run, item: dict):
-    parts = data.split(run.data("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
+def _split(run, item: dict, dataset=None):
+    """The item's split of MNIST (the run's, or ``dataset`` outside the runner), and its images scaled."""
+    dataset = run.data("mnist") if dataset is None else dataset
+    parts = data.split(dataset, profiles.DataBudget(**item["data"]), seed=item["split_seed"])
     return parts, tuple(data.scale01(x) for x in (parts.x_train, parts.x_val, parts.x_test))
 
 
@@ -395,8 +397,7 @@ class NamedSearch:
         """(tuner, keyword arguments of ``tuner.search``), the tuner working in
         ``directory`` (default: the partial directory), reloaded if a search is there."""
         item = self.item
-        parts = data.split(data.load("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
-        x_train, x_val = data.scale01(parts.x_train), data.scale01(parts.x_val)
+        parts, (x_train, x_val, _) = _split(None, item, data.load("mnist"))
         directory = self.directory if directory is None else directory
         return tuners.prepare(self.tuner, item["tuner_seed"], directory, item,
                               (x_train, parts.y_train, x_val, parts.y_val), item["objective"],
@@ -404,24 +405,10 @@ class NamedSearch:
 
 
 def tuning_search(profile, tuner: str, seed: int = 0) -> NamedSearch:
-    """The named search ``python -m analysis tune hpo.<tuner> --seed S`` runs."""
+    """The named search ``python -m analysis tune hpo.<tuner> --seed S`` runs:
+    its chief and local workers work in the run's partial directory, then the
+    chief computes the run, which reloads the finished search (analysis.tuning)."""
     return NamedSearch(tuner, search_item(profile, tuner, seed))
-
-
-def named_search(tuner: str, profile, seed: int, directory=None, callbacks=()) -> dict:
-    """Run (or join, or finish) one named search outside the runner.
-
-    The search works in ``directory`` (default: the partial directory that
-    ``tuner_search`` itself resumes from), so a later ``tuner_search`` call
-    picks the finished trials up. With keras-tuner's chief/worker
-    environment variables set, each process calling this is one worker of a
-    distributed search of the same name.
-    """
-    search = tuning_search(profile, tuner, seed)
-    with _quiet():
-        instance, arguments = search.build(directory, callbacks)
-        instance.search(**arguments)
-    return tuners.trials(instance, search.item["epochs"])
 
 
 def training_end_counter(bar):
