@@ -132,6 +132,8 @@ def _distributed(search, profile, address, args) -> int:
     # which an interrupted search leaves for the next attempt to resume.
     if search.run_of:
         import_tensorflow_quietly()  # naming the run's directory loads the chapter's module
+        if _already_cached(search, profile):  # before its directory is made
+            return 0
     with cache.building(search.experiment_name, "tune") as staging:
         directory = searches.workspace(search, profile, staging)
         extra = () if search.seed is None else ("--seed", str(search.seed))
@@ -141,9 +143,7 @@ def _distributed(search, profile, address, args) -> int:
         try:
             supervisor.start()  # the workers load Keras while the chief does
             import_tensorflow_quietly()
-            # Cached and not named in NNSTUDY_REFRESH (the runner's own rule): done.
-            if searches.cached(search, profile):
-                print(f"{search.title}: already cached; nothing to search")
+            if not search.run_of and _already_cached(search, profile):
                 return 0
             tuner, _ = search.build(profile, directory)
             chief.serve(tuner)
@@ -172,6 +172,14 @@ def _distributed(search, profile, address, args) -> int:
             supervisor.stop()
     print(report, flush=True)
     return 0
+
+
+def _already_cached(search, profile) -> bool:
+    """Cached and not named in NNSTUDY_REFRESH (the runner's own rule): nothing to search."""
+    if not searches.cached(search, profile):
+        return False
+    print(f"{search.title}: already cached; nothing to search", flush=True)
+    return True
 
 
 def _announce(search, profile, chief, supervisor) -> str:

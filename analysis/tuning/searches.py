@@ -58,7 +58,7 @@ from analysis.errors import UserError
 
 @dataclass(frozen=True)
 class Search:
-    name: str                       # the experiment's full name, chapter.experiment
+    name: str                       # the experiment's full name (a run search: chapter.NAME)
     factory_ref: Callable | str     # a callable or "module:function"
     #: For a search that is one run of an experiment made of runs: that
     #: experiment's name, the factory's fixed keyword arguments, and the seed.
