@@ -410,6 +410,32 @@ class Experiment:
             entries[keys[i]] = cache.read(self.name, keys[i])
         return [{**entries[key].record["metrics"], **entries[key].arrays} for key in keys]
 
+    def run_entry(self, profile=None, item: dict | None = None) -> tuple[cache.Entry, bool]:
+        """One declared run, read from or computed into its own cache entry here,
+        under the key :meth:`_run_all` uses; ``(entry, computed)``.
+
+        For work done outside the runner (a distributed search) that one run
+        of the experiment then adopts; the experiment assembles it with its
+        other runs as usual.
+        """
+        profile = profiles.resolve(profile)
+        if item not in self.runs(profile):
+            raise ValueError(f"{self.name} declares no run {item!r} in profile {profile.name}")
+        fingerprints = {name: _data().load(name).provenance.fingerprint for name in self.datasets}
+        key = self.run_key(item, fingerprints)
+        entry = None if self._must_refresh(key) else self._read(key)
+        if entry is not None:
+            return entry, False
+        self.compute_run(profile, item, key)
+        _refreshed.add(key)
+        return cache.read(self.name, key), True
+
+    def run_cached(self, profile=None, item: dict | None = None) -> bool:
+        """True if that run's entry is cached (and not to be refreshed)."""
+        fingerprints = {name: _data().resolve_for_load(name).fingerprint for name in self.datasets}
+        key = self.run_key(item, fingerprints)
+        return not self._must_refresh(key) and cache.entry_dir(self.name, key).is_dir()
+
     def compute_run(self, profile: profiles.Profile, item: dict, key: str) -> None:
         """Compute one run and commit it under ``key`` (in a worker process)."""
         with cache.lock(self.name, key):

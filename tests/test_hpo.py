@@ -234,6 +234,7 @@ def test_tpe_split_keeps_the_best_share():
 def test_a_named_search_is_identified_by_tuner_profile_and_seed():
     item = experiments.search_item("smoke", "bayesian", 0)
     assert item["tuner"] == "bayesian" and item["tuner_seed"] == 0 and item["objective"] == "val_accuracy"
+    assert item in experiments.tuner_search.runs("smoke")  # the runner's own item: same run key
     with pytest.raises(UserError, match="tuner seeds: 0"):
         experiments.search_item("smoke", "bayesian", 99)
     with pytest.raises(UserError, match="valid tuners"):

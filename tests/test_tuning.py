@@ -322,3 +322,58 @@ def test_bayesian_optimization_and_hyperband_depend_on_the_order(kind, tmp_path)
     alone = evaluated_configurations(kind, 1, 0, tmp_path, trials)
     others = [evaluated_configurations(kind, 2, seed, tmp_path, trials) for seed in range(4)]
     assert any(configurations != alone for configurations in others)
+
+
+# --------------------------------------------------------------------------
+# The HPO chapter's searches: each is one run (tuner × seed) of hpo.tuner_search
+
+
+def test_a_distributed_hpo_search_is_the_run_the_chapter_reads(tmp_path, monkeypatch):
+    """Two workers complete exactly max_trials trials, each once; the chief
+    caches them as hpo.tuner_search's run of that search, under the key the
+    experiment computes its runs with, so reading the run trains nothing.
+    (That a single-process search lands under that same key with the same
+    trials is checked for the test search above; a second search here would
+    double this test's time.)"""
+    from analysis import profiles
+    from analysis.experiments import hpo
+
+    max_trials = profiles.get("smoke").hpo.tuner_trials
+    command = [sys.executable, "-m", "analysis", "tune", "hpo.random", "--seed", "0",
+               "--workers", "2", "--profile", "smoke"]
+    finished = subprocess.run(command, cwd=PROJECT_ROOT, env=_environment(tmp_path / "tuned"),
+                              capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert finished.returncode == 0, finished.stderr
+    lines = progress_lines(finished.stdout)
+    assert len(lines) == max_trials, finished.stdout
+    assert all(re.search(r" completed on worker-[01] ", line) for line in lines), lines
+    assert "hpo.tuner_search run hpo.random seed 0 (2 trials)" in finished.stdout
+
+    item = hpo.search_item("smoke", "random", 0)
+    monkeypatch.setenv("NNSTUDY_CACHE", str(tmp_path / "tuned"))
+    distributed, computed = hpo.tuner_search.run_entry("smoke", item)
+    assert not computed  # the run tuner_search would compute is cached: it trains nothing
+    assert not list((tmp_path / "tuned" / "hpo.tuner_search").glob("partial-*"))
+    rows = distributed.record["metrics"]
+    assert len(rows["trial"]) == len(set(rows["trial"])) == max_trials
+    assert len({tuple(sorted(v.items())) for v in rows["values"]}) == max_trials
+    # Each score is the one a worker reported to the chief.
+    reported = sorted(float(re.search(r"val_accuracy = (\S+)", line).group(1)) for line in lines)
+    assert sorted(rows["score"]) == pytest.approx(reported, abs=1e-4)
+
+
+def test_the_hpo_searches_are_the_chapters_tuners_and_take_seeds(cache_dir, capsys):
+    from analysis.hpo import tuners
+    from analysis.tuning import searches
+
+    assert searches.HPO_TUNERS == tuners.TUNERS
+    assert cli.main(["tune", "no_such_search"]) == 2
+    assert "valid searches: examples.tiny_random, hpo.bayesian, hpo.hyperband, hpo.random" \
+        in capsys.readouterr().err
+    assert cli.main(["tune", SEARCH, "--seed", "1", "--workers", "2"]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and "--seed is only for a search with seeds" in stderr
+    assert cli.main(["tune", "hpo.random", "--seed", "7", "--profile", "smoke"]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.count("\n") == 1 and "profile smoke has no tuner seed 7" in stderr
+    assert not cache_dir.exists() or not cache.entries()

@@ -26,6 +26,7 @@ configuration chosen.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import shutil
 import time
@@ -56,8 +57,10 @@ def _data_config(profile) -> dict:
     return {"data": budget.mnist, "split_seed": 0, "epochs": budget.epochs, "batch_size": budget.batch_size}
 
 
-def _split(run, item: dict):
-    parts = data.split(run.data("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
+def _split(run, item: dict, dataset=None):
+    """The item's split of MNIST (the run's, or ``dataset`` outside the runner), and its images scaled."""
+    dataset = run.data("mnist") if dataset is None else dataset
+    parts = data.split(dataset, profiles.DataBudget(**item["data"]), seed=item["split_seed"])
     return parts, tuple(data.scale01(x) for x in (parts.x_train, parts.x_val, parts.x_test))
 
 
@@ -368,7 +371,9 @@ def search_item(profile, tuner: str, seed: int) -> dict:
     """The run item of one named search of ``tuner_search`` (its cache identity)."""
     profile = profiles.resolve(profile)
     tuners.check_tuner(tuner)
-    items = [item for item in _tuner_runs(profile, _tuner_config(profile))
+    # As the runner lists them (plain JSON values): the same item, the same
+    # partial directory and the same run key as tuner_search's own run.
+    items = [item for item in tuner_search.runs(profile)
              if item["tuner"] == tuner and item["tuner_seed"] == int(seed)]
     if not items:
         seeds = ", ".join(str(s) for s in _tuner_config(profile)["tuner_seeds"])
@@ -376,22 +381,34 @@ def search_item(profile, tuner: str, seed: int) -> dict:
     return items[0]
 
 
-def named_search(tuner: str, profile, seed: int, directory=None, callbacks=()) -> dict:
-    """Run (or join, or finish) one named search outside the runner.
+@dataclasses.dataclass(frozen=True)
+class NamedSearch:
+    """One named search of ``tuner_search`` (tuner × seed), not yet run: its
+    run item and its partial directory; :meth:`build` makes its tuner."""
 
-    The search works in ``directory`` (default: the partial directory that
-    ``tuner_search`` itself resumes from), so a later ``tuner_search`` call
-    picks the finished trials up. With keras-tuner's chief/worker
-    environment variables set, each process calling this is one worker of a
-    distributed search of the same name.
-    """
-    item = search_item(profile, tuner, seed)
-    parts = data.split(data.load("mnist"), profiles.DataBudget(**item["data"]), seed=item["split_seed"])
-    x_train, x_val = data.scale01(parts.x_train), data.scale01(parts.x_val)
-    directory = partial_directory(item) if directory is None else directory
-    with _quiet():
-        return tuners.search(tuner, item["tuner_seed"], directory, item, (x_train, parts.y_train, x_val, parts.y_val),
-                             item["objective"], callbacks=callbacks, space=item["space"])
+    tuner: str
+    item: dict
+
+    @property
+    def directory(self):
+        return partial_directory(self.item)
+
+    def build(self, directory=None, callbacks=()):
+        """(tuner, keyword arguments of ``tuner.search``), the tuner working in
+        ``directory`` (default: the partial directory), reloaded if a search is there."""
+        item = self.item
+        parts, (x_train, x_val, _) = _split(None, item, data.load("mnist"))
+        directory = self.directory if directory is None else directory
+        return tuners.prepare(self.tuner, item["tuner_seed"], directory, item,
+                              (x_train, parts.y_train, x_val, parts.y_val), item["objective"],
+                              callbacks=callbacks, space=item["space"])
+
+
+def tuning_search(profile, tuner: str, seed: int = 0) -> NamedSearch:
+    """The named search ``python -m analysis tune hpo.<tuner> --seed S`` runs:
+    its chief and local workers work in the run's partial directory, then the
+    chief computes the run, which reloads the finished search (analysis.tuning)."""
+    return NamedSearch(tuner, search_item(profile, tuner, seed))
 
 
 def training_end_counter(bar):

@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-from analysis.hpo import acquisition, gp, spaces, tpe
+from analysis.hpo import acquisition, gp, spaces, tpe, tuners
 
 METHODS = ("random", "grid", "gp-ei", "tpe", "keras-tuner")
 
@@ -102,7 +102,7 @@ def drive_oracle(table: Table, budget: int, seed: int, directory):
         mixed = any(isinstance(v, float) for v in values)
         hyperparameters.Choice(name, [float(v) if mixed else v for v in values])
     oracle = keras_tuner.oracles.BayesianOptimizationOracle(
-        objective=keras_tuner.Objective("score", "max"), max_trials=budget, seed=seed,
+        objective=keras_tuner.Objective("score", "max"), max_trials=budget, seed=tuners.oracle_seed(seed),
         hyperparameters=hyperparameters)
     chosen = []
     oracle._set_project_dir(str(directory), "lookup")

@@ -68,6 +68,16 @@ def project_name(tuner: str, seed: int) -> str:
     return f"{tuner}-seed{seed}"
 
 
+def oracle_seed(seed: int) -> int:
+    """The seed keras-tuner's oracle gets for tuner seed ``seed`` (0, 1, ...).
+
+    keras-tuner takes ``seed or random.randint(1, 10000)``: seed 0 would be
+    no seed at all, and the search would propose other configurations each
+    time it starts.
+    """
+    return int(seed) + 1
+
+
 def make_tuner(tuner: str, seed: int, directory: Path, budget: dict, objective: str = "val_accuracy",
                space: dict | None = None):
     """The tuner, reloaded from ``directory`` if a search of that name is there."""
@@ -78,7 +88,7 @@ def make_tuner(tuner: str, seed: int, directory: Path, budget: dict, objective: 
     space = spaces.TUNER_SPACE if space is None else space
     common = dict(hypermodel=hypermodel(space, seed),
                   objective=keras_tuner.Objective(objective, OBJECTIVES[objective]),
-                  seed=seed, directory=str(directory), project_name=project_name(tuner, seed),
+                  seed=oracle_seed(seed), directory=str(directory), project_name=project_name(tuner, seed),
                   overwrite=False)
     if tuner == "random":
         return keras_tuner.RandomSearch(max_trials=budget["max_trials"], **common)
@@ -96,14 +106,23 @@ def search(tuner: str, seed: int, directory: Path, budget: dict, data, objective
     ``data`` is (x_train, y_train, x_val, y_val); ``budget`` holds
     ``max_trials``, ``epochs`` and ``hyperband_factor``.
     """
+    instance, arguments = prepare(tuner, seed, directory, budget, data, objective, callbacks, space)
+    instance.search(**arguments)
+    return trials(instance, budget["epochs"])
+
+
+def prepare(tuner: str, seed: int, directory: Path, budget: dict, data, objective: str = "val_accuracy",
+            callbacks=(), space: dict | None = None):
+    """The tuner of :func:`search` (reloaded from ``directory`` if it is there)
+    and the keyword arguments of its ``search``, not yet searched: what a
+    distributed search's chief serves and its workers run."""
     x_train, y_train, x_val, y_val = data
     # keras-tuner prints ("Reloading Tuner from …") where a page would show it.
     with contextlib.redirect_stdout(io.StringIO()):
         instance = make_tuner(tuner, seed, directory, budget, objective, space)
     fit = {} if tuner == "hyperband" else {"epochs": budget["epochs"]}
-    instance.search(x_train, y_train, validation_data=(x_val, y_val), batch_size=budget["batch_size"],
-                    callbacks=list(callbacks), verbose=0, **fit)
-    return trials(instance, budget["epochs"])
+    return instance, dict(x=x_train, y=y_train, validation_data=(x_val, y_val), batch_size=budget["batch_size"],
+                          callbacks=list(callbacks), verbose=0, **fit)
 
 
 def trials(instance, epochs: int) -> dict:

@@ -1,14 +1,20 @@
 """``python -m analysis tune SEARCH``: a keras-tuner search, in one process or distributed.
 
-    tune SEARCH [--profile P]                       one process (as ``run``)
+    tune SEARCH [--seed S] [--profile P]            one process (as ``run``)
     tune SEARCH --workers N [--profile P]           chief + N local workers on 127.0.0.1
     tune SEARCH --chief [--port P] [--address A]    chief for workers on other machines
                 [--workers N]                       (plus N local workers)
     tune SEARCH --worker --chief-address HOST:P     a worker, on any machine
                 [--tuner-id ID]
 
+SEARCH is a registered search: ``hpo.random``, ``hpo.bayesian`` or
+``hpo.hyperband`` (the HPO chapter's, each one run of ``hpo.tuner_search``,
+with ``--seed S``, one of the profile's tuner seeds, default 0) or the test
+search ``examples.tiny_random``.
+
 Everything is checked before Keras is imported, so a wrong name, address or
-port is a one-line error (exit status 2) at once.
+port is a one-line error (exit status 2) at once (a tuner seed the profile
+does not have is one too, once the chapter's module has loaded).
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from analysis.tuning import addresses, searches
 
 def add_commands(commands) -> None:
     tune = commands.add_parser("tune", help="run a keras-tuner search (optionally distributed)")
-    tune.add_argument("search", help="the search's experiment name, e.g. examples.tiny_random")
+    tune.add_argument("search", help="the search's name: " + ", ".join(sorted(searches.REGISTRY)))
+    tune.add_argument("--seed", type=int, help="hpo.* searches: the tuner seed, one of the "
+                      "profile's (default: 0); the search is that run of hpo.tuner_search")
     tune.add_argument("--profile", help="smoke, default or full (default: the active one)")
     tune.add_argument("--workers", type=int, help="local worker processes (default: none, "
                       "i.e. one process; with --chief: 0)")
@@ -78,7 +86,7 @@ def tune_command(args) -> int:
     from analysis import profiles
 
     _check(args)
-    search = searches.lookup(args.search)
+    search = searches.lookup(args.search).with_seed(args.seed)
     profile = profiles.get(args.profile) if args.profile else profiles.current()
     if args.worker:
         from analysis.tuning import worker
@@ -98,17 +106,11 @@ def tune_command(args) -> int:
     return _single_process(search, profile)
 
 
-def _report(result) -> None:
-    where = ("cache" if result.from_cache
-             else f"computed in {result.provenance['wall_seconds']:.1f} s")
-    print(f"{result.experiment}: {where} -> {result.path}", flush=True)
-
-
 def _single_process(search, profile) -> int:
     from analysis import import_tensorflow_quietly
 
     import_tensorflow_quietly()
-    _report(searches.experiment_for(search)(profile))
+    print(searches.compute(search, profile), flush=True)
     return 0
 
 
@@ -126,20 +128,24 @@ def _distributed(search, profile, address, args) -> int:
     chief = Chief(address)
     # The search happens in a partial entry directory: removed on every way
     # out (Ctrl-C included) and never mistaken for a result.
-    with cache.building(search.name, "tune") as staging:
-        directory = staging / "search"
+    # A run search (hpo.*) works in its run's own resumable directory instead,
+    # which an interrupted search leaves for the next attempt to resume.
+    if search.run_of:
+        import_tensorflow_quietly()  # naming the run's directory loads the chapter's module
+        if _already_cached(search, profile):  # before its directory is made
+            return 0
+    with cache.building(search.experiment_name, "tune") as staging:
+        directory = searches.workspace(search, profile, staging)
+        extra = () if search.seed is None else ("--seed", str(search.seed))
         supervisor = Supervisor(search.name, profile.name, chief.address, directory,
                                 staging / "logs", args.workers or 0, args.max_restarts,
-                                args.chief_timeout)
+                                args.chief_timeout, extra=extra)
         try:
             supervisor.start()  # the workers load Keras while the chief does
             import_tensorflow_quietly()
-            experiment = searches.experiment_for(search)
-            # Cached and not named in NNSTUDY_REFRESH (the runner's own rule): done.
-            if experiment.cached(profile) and not experiment._must_refresh(experiment.key(profile)):
-                print(f"{experiment.name}: already cached -> {experiment.cached(profile)}")
+            if not search.run_of and _already_cached(search, profile):
                 return 0
-            tuner, _ = search.factory()(profile, directory)
+            tuner, _ = search.build(profile, directory)
             chief.serve(tuner)
             print(_announce(search, profile, chief, supervisor), flush=True)
             progress = Progress(chief)
@@ -154,25 +160,35 @@ def _distributed(search, profile, address, args) -> int:
                 chief.stop()
             # Every worker has been told to stop and writes nothing more:
             # adopt the search while they exit.
-            exclude = {f"{tuner_id}.json" for tuner_id in supervisor.tuner_ids}
-            with searches.adopting(search.name, directory, len(tuner.oracle.trials), exclude):
-                result = experiment(profile)
+            exclude = frozenset(f"{tuner_id}.json" for tuner_id in supervisor.tuner_ids)
+            completed = sum(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+            finished = searches._Finished(directory, len(tuner.oracle.trials), exclude, completed)
+            report = searches.compute(search, profile, finished)
             supervisor.finish()
         except TuningFailed as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
         finally:
             supervisor.stop()
-    _report(result)
+    print(report, flush=True)
     return 0
+
+
+def _already_cached(search, profile) -> bool:
+    """Cached and not named in NNSTUDY_REFRESH (the runner's own rule): nothing to search."""
+    if not searches.cached(search, profile):
+        return False
+    print(f"{search.title}: already cached; nothing to search", flush=True)
+    return True
 
 
 def _announce(search, profile, chief, supervisor) -> str:
     local = ", ".join(f"{w.tuner_id} (pid {w.process.pid})" for w in supervisor.workers.values())
-    line = (f"chief of {search.name} [{profile.name}] listening on {chief.address}; "
+    line = (f"chief of {search.title} [{profile.name}] listening on {chief.address}; "
             f"local workers: {local or 'none'}")
     if not supervisor.workers or chief.address.host not in ("127.0.0.1", "::1", "localhost"):
-        line += (f"; on each other machine run: python -m analysis tune {search.name} "
+        seed = "" if search.seed is None else f" --seed {search.seed}"
+        line += (f"; on each other machine run: python -m analysis tune {search.name}{seed} "
                  f"--worker --chief-address {chief.address} --profile {profile.name} "
                  "--tuner-id worker-NAME")
     return line

@@ -68,6 +68,7 @@ class Supervisor:
     count: int
     max_restarts: int = 2
     chief_timeout: float = 60.0
+    extra: tuple = ()        # more arguments of every worker's command (e.g. --seed S)
     out: object = sys.stdout
     workers: dict[str, Worker] = field(default_factory=dict)
 
@@ -79,7 +80,7 @@ class Supervisor:
         command = [sys.executable, "-m", "analysis", "tune", self.search, "--worker",
                    "--chief-address", str(self.chief), "--tuner-id", tuner_id,
                    "--profile", self.profile, "--chief-timeout", f"{self.chief_timeout:g}",
-                   "--directory", str(self.directory)]
+                   "--directory", str(self.directory), *self.extra]
         environment = dict(os.environ)
         environment[SUPERVISOR_VARIABLE] = str(os.getpid())
         environment["NNSTUDY_PROGRESS"] = "0"

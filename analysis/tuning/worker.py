@@ -83,7 +83,7 @@ def run(search, profile, chief: Address, tuner_id: str, timeout: float,
     scratch = (contextlib.nullcontext(directory) if directory is not None
                else tempfile.TemporaryDirectory(prefix="nnstudy-tune-worker-"))
     with scratch as where:
-        tuner, search_kwargs = search.factory()(profile, Path(where))
+        tuner, search_kwargs = search.build(profile, Path(where))
         wait_for_chief(chief, timeout)
         try:
             tuner.search(**search_kwargs)
