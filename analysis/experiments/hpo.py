@@ -36,7 +36,7 @@ import joblib
 import numpy as np
 from scipy import stats as scipy_stats
 
-from analysis import cache, data, profiles, training
+from analysis import cache, data, environment, profiles, training
 from analysis.hpo import acquisition, gp, network, order_stats, spaces, tabular, tpe, tuners
 from analysis.errors import UserError
 from analysis.runner import experiment
@@ -336,8 +336,11 @@ def _tuner_runs(profile, config) -> list[dict]:
 def partial_directory(item: dict):
     """Where an unfinished search keeps its tuner project: outside the
     scratch directory (removed if the run fails), at a path fixed by the run,
-    so a second attempt reloads it (``overwrite=False``)."""
-    path = cache.root() / "hpo.tuner_search" / f"partial-{joblib.hash(item, hash_name='sha1')[:16]}"
+    so a second attempt reloads it (``overwrite=False``). The Keras backend is
+    part of the path, as it is of the run's key: the same search under JAX and
+    under TensorFlow (the book check runs both side by side) are two searches."""
+    identity = {"run": item, "backend": environment.backend()}
+    path = cache.root() / "hpo.tuner_search" / f"partial-{joblib.hash(identity, hash_name='sha1')[:16]}"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
