@@ -77,8 +77,8 @@ def transfer_table(result):
                  for m in result["methods"]]
         rows.append([f"{result['labelled'][str(size)]:,}"] + cells)
     return markdown(rows, ["labelled images"] + [LABELS[m] for m in result["methods"]],
-                    note=f"Test accuracy on {result['test_images']:,} test images of the five new classes, "
-                         f"mean ± std over {len(result['seeds'])} seeds. Data: {result.data_source('fashion_mnist')}.")
+                    note=f"Test accuracy on {result['test_images']:,} test images of {result['task']}, "
+                         f"mean ± std over {len(result['seeds'])} seeds. Data: {result.data_source(result['dataset'])}.")
 
 
 def verdicts(result, a: str, b: str) -> list[str]:
