@@ -225,6 +225,8 @@ def test_vgg16_on_cifar_runs_end_to_end_with_stand_in_weights(stand_in_weights, 
         assert 0.0 <= accuracy <= 1.0
     assert transfer.vgg16_imagenet_base.cached(profile) is not None
     assert "CIFAR-10" in transfer_tables.transfer_table(result).data
+    text = transfer_tables.vgg_cifar_text(result)
+    assert "callout" not in text and "single seed" in text and "32 × 32" in text
     assert len(transfer_tables.verdicts(result, "fine_tune", "scratch")) == 1
     from analysis.plots import transfer as transfer_figures
     transfer_figures.transfer_curves(result)
@@ -238,4 +240,7 @@ def test_vgg16_on_cifar_without_weights_or_budget_says_why_and_trains_nothing(tm
     assert result["available"] is False and "offline" in result["reason"] and "\n" not in result["reason"]
     assert transfer.vgg16_cifar.runs(profile) == [] and transfer.vgg16_imagenet_base.cached(profile) is None
     # The smoke profile does not ask for it: the plan says so without looking for weights.
-    assert "smoke profile does not run it" in transfer.vgg16_cifar_plan("smoke")["reason"]
+    plan = transfer.vgg16_cifar_plan("smoke")
+    assert plan["available"] is False and "smoke profile leaves it out" in plan["reason"]
+    text = transfer_tables.vgg_cifar_text(result)
+    assert "callout-note" in text and result["reason"] in text

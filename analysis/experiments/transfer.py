@@ -337,10 +337,11 @@ def vgg16_cifar_plan(profile) -> dict:
 
     profile = profiles.resolve(profile)
     if not profile.transfer.vgg_sizes:
-        return {"reason": f"the {profile.name} profile does not run it (it needs a GPU; the full profile does)",
-                "weights": {}}
+        return {"available": False, "weights": {},
+                "reason": f"the {profile.name} profile leaves it out (training VGG16 needs a GPU; the full profile runs it)"}
     status = weights_status()
-    return {"reason": status["reason"], "weights": {name: file["md5"] for name, file in status["files"].items()}}
+    return {"available": status["available"], "reason": status["reason"],
+            "weights": {name: file["md5"] for name, file in status["files"].items()}}
 
 
 def _base_config(profile) -> dict:
@@ -365,7 +366,8 @@ def _vgg_config(profile) -> dict:
     plan = vgg16_cifar_plan(profile)
     config = {"data": budget.cifar, "split_seed": 0, "sizes": list(budget.vgg_sizes),
               "seeds": list(range(budget.vgg_seeds)), "steps": budget.vgg_steps,
-              "input_size": budget.vgg_input_size, "fine_tune_rate": FINE_TUNE_RATE, **plan}
+              "input_size": budget.vgg_input_size, "fine_tune_rate": FINE_TUNE_RATE,
+              "reason": plan["reason"], "weights": plan["weights"]}
     if plan["reason"] is None:
         config["base_key"] = vgg16_imagenet_base.key(profile)
     return config
@@ -433,7 +435,8 @@ def vgg16_cifar(run, config):
     first = results[config["sizes"][0], config["seeds"][0], "scratch"]
     return {
         "available": True, "reason": None, "sizes": config["sizes"], "seeds": config["seeds"],
-        "methods": list(METHODS), "steps": config["steps"], "input_size": config["input_size"],
+        "methods": list(METHODS), "steps": config["steps"], "batch_size": BATCH_SIZE,
+        "input_size": config["input_size"],
         "test_accuracy": {method: {str(size): [results[size, seed, method]["test_accuracy"]
                                                for seed in config["seeds"]] for size in config["sizes"]}
                           for method in METHODS},
