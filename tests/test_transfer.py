@@ -244,3 +244,14 @@ def test_vgg16_on_cifar_without_weights_or_budget_says_why_and_trains_nothing(tm
     assert plan["available"] is False and "smoke profile leaves it out" in plan["reason"]
     text = transfer_tables.vgg_cifar_text(result)
     assert "callout-note" in text and result["reason"] in text
+
+
+def test_a_weights_file_without_vgg16s_convolutions_is_a_one_line_error(tmp_path):
+    import h5py
+
+    path = tmp_path / pretrained.VGG16_FILES[0]
+    with h5py.File(path, "w") as stream:
+        stream.attrs["layer_names"] = [b"block1_conv1", b"fc1"]
+    with pytest.raises(UserError, match="block5_conv3") as error:
+        transfer.vgg16_base(path, 32)
+    assert "\n" not in str(error.value) and "not VGG16's with-top ImageNet file" in str(error.value)

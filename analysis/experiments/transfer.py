@@ -443,5 +443,5 @@ def vgg16_cifar(run, config):
         "labelled": {str(size): results[size, config["seeds"][0], "scratch"]["labelled"]
                      for size in config["sizes"]},
         "test_images": first["test"], "dataset": "cifar10", "classes": CIFAR_CLASSES,
-        "task": "CIFAR-10's ten classes",
+        "task": "the ten classes",
     }
