@@ -252,6 +252,7 @@ def test_a_weights_file_without_vgg16s_convolutions_is_a_one_line_error(tmp_path
     path = tmp_path / pretrained.VGG16_FILES[0]
     with h5py.File(path, "w") as stream:
         stream.attrs["layer_names"] = [b"block1_conv1", b"fc1"]
+        stream.create_group("block1_conv1")
     with pytest.raises(UserError, match="block5_conv3") as error:
         transfer.vgg16_base(path, 32)
     assert "\n" not in str(error.value) and "not VGG16's with-top ImageNet file" in str(error.value)

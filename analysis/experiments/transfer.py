@@ -312,22 +312,23 @@ def vgg16_base(weights_path, input_size: int) -> keras.Model:
 
     Only the with-top file is pinned. A convolution's kernel does not depend on
     the image size, so the base is built without weights at the size wanted and
-    each layer takes the weights of the layer of the same name in the file
-    (Keras's loading by name of a legacy .h5 file; the Dense layers of the top
-    have no counterpart and are never built, which saves 124 million
-    parameters). Loading by name skips names it does not find, so they are
-    checked first: a file without one of the convolutions is an error.
+    each of its layers takes the arrays stored under its name in the file
+    (Keras's legacy .h5 layout: a group per layer, its ``weight_names`` in the
+    layer's order). The top's Dense layers, 124 million parameters, are never
+    built nor read. A file without one of the convolutions is an error.
     """
     import h5py
 
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(input_size, input_size, 3))
     with h5py.File(weights_path, "r") as stream:
-        stored = {n.decode() if isinstance(n, bytes) else str(n) for n in stream.attrs.get("layer_names", [])}
-    missing = [layer.name for layer in base.layers if layer.weights and layer.name not in stored]
-    if missing:
-        raise UserError(f"{weights_path} has no weights for {', '.join(missing)}: it is not VGG16's "
-                        "with-top ImageNet file; replace it with the official one")
-    base.load_weights(str(weights_path), by_name=True)
+        missing = [layer.name for layer in base.layers if layer.weights and layer.name not in stream]
+        if missing:
+            raise UserError(f"{weights_path} has no weights for {', '.join(missing)}: it is not VGG16's "
+                            "with-top ImageNet file; replace it with the official one")
+        for layer in base.layers:
+            if layer.weights:
+                group = stream[layer.name]
+                layer.set_weights([np.asarray(group[name]) for name in group.attrs["weight_names"]])
     return base
 
 
