@@ -223,7 +223,7 @@ def test_vgg16_on_cifar_runs_end_to_end_with_stand_in_weights(stand_in_weights, 
     for method in transfer.METHODS:
         (accuracy,) = result["test_accuracy"][method]["20"]
         assert 0.0 <= accuracy <= 1.0
-    assert transfer.vgg16_imagenet_base.cached(profile) is not None
+    assert transfer.vgg16_imagenet_base(profile)["parameters"] == 14_714_688    # VGG16 without its top
     assert "CIFAR-10" in transfer_tables.transfer_table(result).data
     text = transfer_tables.vgg_cifar_text(result)
     assert "callout" not in text and "single seed" in text and "32 × 32" in text
@@ -239,6 +239,8 @@ def test_vgg16_on_cifar_without_weights_or_budget_says_why_and_trains_nothing(tm
     result = transfer.vgg16_cifar(profile)
     assert result["available"] is False and "offline" in result["reason"] and "\n" not in result["reason"]
     assert transfer.vgg16_cifar.runs(profile) == [] and transfer.vgg16_imagenet_base.cached(profile) is None
+    # Run on its own (as `python -m analysis run transfer` does), the base is not built either.
+    assert transfer.vgg16_imagenet_base(profile)["available"] is False
     # The smoke profile does not ask for it: the plan says so without looking for weights.
     plan = transfer.vgg16_cifar_plan("smoke")
     assert plan["available"] is False and "smoke profile leaves it out" in plan["reason"]

@@ -346,20 +346,24 @@ def vgg16_cifar_plan(profile) -> dict:
 
 
 def _base_config(profile) -> dict:
-    return {"input_size": profile.transfer.vgg_input_size, "weights": vgg16_cifar_plan(profile)["weights"]}
+    plan = vgg16_cifar_plan(profile)
+    return {"input_size": profile.transfer.vgg_input_size, "weights": plan["weights"], "reason": plan["reason"]}
 
 
 @experiment(config=_base_config)
 def vgg16_imagenet_base(run, config):
-    """The convolutional base with ImageNet's weights at the CIFAR runs' input size, saved once for them."""
+    """The convolutional base with ImageNet's weights at the CIFAR runs' input size, saved once for them.
+
+    Where :data:`vgg16_cifar` does not run, nothing is built and the result
+    says why (``python -m analysis run transfer`` runs every experiment).
+    """
+    if config["reason"] is not None:
+        return {"available": False, "reason": config["reason"]}
     files = pretrained.resolve(allow_download=False)
-    if not config["weights"] or files is None:
-        raise UserError("VGG16's ImageNet weights are not available: "
-                        f"put {' and '.join(pretrained.VGG16_FILES)} in the data directory")
     base = vgg16_base(files[pretrained.VGG16_FILES[0]].path, config["input_size"])
     # The weights alone (an uncompressed .h5): each run rebuilds the architecture, which is cheap.
     base.save_weights(run.subdirectory("base") / BASE_WEIGHTS)
-    return {"parameters": int(base.count_params())}
+    return {"available": True, "reason": None, "parameters": int(base.count_params())}
 
 
 def _vgg_config(profile) -> dict:
