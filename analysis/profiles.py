@@ -161,6 +161,11 @@ class TransferBudget:
     size, so a small set is not also a short training. Every setting is fixed
     in advance (nothing is chosen on validation data), so the data budgets
     hold no validation images out.
+
+    ``vgg_*`` is the same comparison on CIFAR-10 (``cifar``) with VGG16's
+    ImageNet features, images upsampled to ``vgg_input_size``: empty
+    ``vgg_sizes`` switches it off (smoke and default: VGG16 training is for a
+    GPU), and it runs only where the pinned ImageNet weights are.
     """
 
     mnist: DataBudget
@@ -176,6 +181,11 @@ class TransferBudget:
     labelled_sizes: tuple[int, ...]
     transfer_steps: int
     seeds: int
+    cifar: DataBudget
+    vgg_sizes: tuple[int, ...]
+    vgg_seeds: int
+    vgg_input_size: int
+    vgg_steps: int
 
 
 @dataclass(frozen=True)
@@ -313,6 +323,8 @@ PROFILES: dict[str, Profile] = {
             vae_epochs=1, vae_latent=2, judge_epochs=1, samples_per_class=4,
             fashion=DataBudget(train=600, validation=0, test=200),
             pretrain_epochs=1, labelled_sizes=(50, 200), transfer_steps=8, seeds=1,
+            cifar=DataBudget(train=600, validation=0, test=200),
+            vgg_sizes=(), vgg_seeds=1, vgg_input_size=64, vgg_steps=8,
         ),
     ),
     "default": Profile(
@@ -405,6 +417,8 @@ PROFILES: dict[str, Profile] = {
             quality_images=500, vae_epochs=30, vae_latent=8, judge_epochs=8, samples_per_class=20,
             fashion=DataBudget(train=12000, validation=0, test=None),
             pretrain_epochs=5, labelled_sizes=(50, 200, 1000, 5000), transfer_steps=300, seeds=3,
+            cifar=DataBudget(train=None, validation=0, test=None),
+            vgg_sizes=(), vgg_seeds=3, vgg_input_size=64, vgg_steps=300,
         ),
     ),
     "full": Profile(
@@ -473,6 +487,9 @@ PROFILES: dict[str, Profile] = {
             quality_images=2000, vae_epochs=50, vae_latent=8, judge_epochs=12, samples_per_class=50,
             fashion=DataBudget(train=None, validation=0, test=None),
             pretrain_epochs=12, labelled_sizes=(50, 100, 500, 1000, 5000), transfer_steps=1000, seeds=5,
+            # VGG16 on CIFAR-10: 4 sizes × 3 seeds × 3 methods of 1,000 steps at 64 × 64 (a GPU's job).
+            cifar=DataBudget(train=None, validation=0, test=None),
+            vgg_sizes=(100, 500, 1000, 5000), vgg_seeds=3, vgg_input_size=64, vgg_steps=1000,
         ),
     ),
 }

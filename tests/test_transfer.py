@@ -157,3 +157,106 @@ def test_best_by_size_names_one_winner_or_each_size():
     assert "frozen features with 50" in text and "training from scratch with 200" in text
     result["test_accuracy"]["frozen"]["50"] = [0.1, 0.1]
     assert "at every labelled-set size" in transfer_tables.best_by_size(result)
+
+
+# --- VGG16 features on CIFAR-10 --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stand_in_weights(tmp_path_factory):
+    """VGG16's convolutional base with random weights (standing in for ImageNet's), saved in
+    the pinned file's format, with a one-class index: the files pretrained.resolve would return.
+
+    The pinned file also holds the top (fc1, fc2, predictions), which the copy never reads;
+    leaving it out keeps the stand-in at 59 MB instead of 528 MB."""
+    import keras
+
+    directory = tmp_path_factory.mktemp("weights")
+    source = keras.applications.VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
+    # The pinned file's format: Keras's legacy .h5 (layer groups by name).
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(directory / pretrained.VGG16_FILES[0], "w") as stream:
+        legacy_h5_format.save_weights_to_hdf5_group(stream, source)
+    (directory / pretrained.VGG16_FILES[1]).write_text('{"0": ["n01440764", "tench"]}')
+    files = {name: pretrained.WeightsFile(name, directory / name, f"stand-in {name}", "data_dir")
+             for name in pretrained.VGG16_FILES}
+    return source, files
+
+
+def _tiny_vgg_profile():
+    import dataclasses
+
+    from analysis.profiles import DataBudget, get
+
+    smoke = get("smoke")
+    budget = dataclasses.replace(smoke.transfer, cifar=DataBudget(train=60, validation=0, test=20),
+                                 vgg_sizes=(20,), vgg_seeds=1, vgg_input_size=32, vgg_steps=1)
+    return dataclasses.replace(smoke, name="tiny", transfer=budget)
+
+
+def test_the_base_gets_exactly_the_weights_files_convolutions(stand_in_weights):
+    import keras
+
+    source, files = stand_in_weights
+    base = transfer.vgg16_base(files[pretrained.VGG16_FILES[0]].path, 224)
+    convolutions = [layer for layer in base.layers if layer.weights]
+    assert len(convolutions) == 13 and not any(isinstance(layer, keras.layers.Dense) for layer in base.layers)
+    for layer in convolutions:
+        for copied, original in zip(layer.get_weights(), source.get_layer(layer.name).get_weights(), strict=True):
+            np.testing.assert_array_equal(copied, original)
+    # Same weights, same image at 224 × 224: the same block-5 features as the source model's.
+    image = np.random.default_rng(0).uniform(-120, 130, (1, 224, 224, 3)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(base.predict(image, verbose=0)),
+                                  np.asarray(source.predict(image, verbose=0)))
+
+
+def test_vgg16_on_cifar_runs_end_to_end_with_stand_in_weights(stand_in_weights, cache_dir, monkeypatch):
+    _, files = stand_in_weights
+    monkeypatch.setattr(pretrained, "resolve", lambda names=pretrained.VGG16_FILES, allow_download=True: files)
+    monkeypatch.setenv("NNSTUDY_JOBS", "1")          # the runs in this process, where resolve is patched
+    profile = _tiny_vgg_profile()
+    assert transfer.vgg16_cifar_plan(profile)["reason"] is None
+    result = transfer.vgg16_cifar(profile)
+    assert result["available"] is True and result["reason"] is None
+    assert result["methods"] == list(transfer.METHODS) and result["labelled"] == {"20": 20}
+    assert result["test_images"] == 20 and result["classes"] == 10 and result["input_size"] == 32
+    for method in transfer.METHODS:
+        (accuracy,) = result["test_accuracy"][method]["20"]
+        assert 0.0 <= accuracy <= 1.0
+    assert transfer.vgg16_imagenet_base(profile)["parameters"] == 14_714_688    # VGG16 without its top
+    assert "CIFAR-10" in transfer_tables.transfer_table(result).data
+    text = transfer_tables.vgg_cifar_text(result)
+    assert "callout" not in text and "single seed" in text and "32 × 32" in text
+    assert len(transfer_tables.verdicts(result, "fine_tune", "scratch")) == 1
+    from analysis.plots import transfer as transfer_figures
+    transfer_figures.transfer_curves(result)
+
+
+def test_vgg16_on_cifar_without_weights_or_budget_says_why_and_trains_nothing(tmp_path, cache_dir, monkeypatch):
+    monkeypatch.setenv("NNSTUDY_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    profile = _tiny_vgg_profile()
+    result = transfer.vgg16_cifar(profile)
+    assert result["available"] is False and "offline" in result["reason"] and "\n" not in result["reason"]
+    assert transfer.vgg16_cifar.runs(profile) == [] and transfer.vgg16_imagenet_base.cached(profile) is None
+    # Run on its own (as `python -m analysis run transfer` does), the base is not built either.
+    assert transfer.vgg16_imagenet_base(profile)["available"] is False
+    # The smoke profile does not ask for it: the plan says so without looking for weights.
+    plan = transfer.vgg16_cifar_plan("smoke")
+    assert plan["available"] is False and "smoke profile leaves it out" in plan["reason"]
+    text = transfer_tables.vgg_cifar_text(result)
+    assert "callout-note" in text and result["reason"] in text
+
+
+def test_a_weights_file_without_vgg16s_convolutions_is_a_one_line_error(tmp_path):
+    import h5py
+
+    path = tmp_path / pretrained.VGG16_FILES[0]
+    with h5py.File(path, "w") as stream:
+        stream.attrs["layer_names"] = [b"block1_conv1", b"fc1"]
+        stream.create_group("block1_conv1")
+    with pytest.raises(UserError, match="block5_conv3") as error:
+        transfer.vgg16_base(path, 32)
+    assert "\n" not in str(error.value) and "not VGG16's with-top ImageNet file" in str(error.value)

@@ -12,7 +12,12 @@
   and lists its layers (no weights needed);
 * :data:`vgg16_photographs` prepares the photographs (analysis.photographs)
   and, only where the pinned ImageNet weights are available
-  (analysis.data.weights), gives VGG16's top-5 classes for each.
+  (analysis.data.weights), gives VGG16's top-5 classes for each;
+* :data:`vgg16_cifar` makes the same three-way comparison on CIFAR-10 with
+  VGG16's convolutional base (:data:`vgg16_imagenet_base`, ImageNet weights
+  copied from the pinned with-top file) as the pretrained network, only where
+  those weights are available and the profile asks for it (the full profile,
+  meant for a GPU); otherwise it trains nothing and says why.
 
 Why Fashion-MNIST 0-4 → 5-9: both tasks are real data that run offline
 (Debian ships Fashion-MNIST), the images share their statistics (28 × 28
@@ -69,10 +74,10 @@ def task(images, labels, classes) -> tuple[np.ndarray, np.ndarray]:
     return data.scale01(images[keep]), renumber.astype(np.int64)
 
 
-def _parts(run, config: dict):
+def _parts(run, config: dict, dataset: str = "fashion_mnist"):
     from analysis.profiles import DataBudget
 
-    return data.split(run.data("fashion_mnist"), DataBudget(**config["data"]), seed=config["split_seed"])
+    return data.split(run.data(dataset), DataBudget(**config["data"]), seed=config["split_seed"])
 
 
 def accuracy(model, x, y) -> float:
@@ -120,32 +125,56 @@ def _fit_steps(model, x, y, order, rate, steps):
         training.fit(model, x[chosen], y[chosen], epochs=1, batch_size=BATCH_SIZE, shuffle=False)
 
 
+def labelled_set(count: int, size: int, seed: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled images (indices into a pool of ``count``) and the order of their ``steps`` batches.
+
+    They depend on (seed, size) only: every method sees the same images in the same order.
+    """
+    generator = np.random.default_rng([seed, size])
+    chosen = generator.choice(count, size=min(size, count), replace=False)
+    return chosen, step_batches(len(chosen), steps, generator)
+
+
+def train_method(method: str, x, y, order, steps: int, scratch, pretrained, unfrozen) -> keras.Model:
+    """One of :data:`METHODS` on a labelled set, in ``steps`` optimizer steps.
+
+    ``scratch()`` builds a fresh classifier; ``pretrained()`` gives
+    ``(classifier, base)`` with the pretrained base inside; ``unfrozen(name)``
+    says which of the base's layers fine-tuning trains on after the head's
+    half of the steps.
+    """
+    if method == "scratch":
+        model = scratch()
+        _fit_steps(model, x, y, order, LEARNING_RATE, steps)
+        return model
+    model, base = pretrained()
+    base.trainable = False
+    head_steps = steps if method == "frozen" else steps // 2
+    _fit_steps(model, x, y, order, LEARNING_RATE, head_steps)
+    if method == "fine_tune":
+        base.trainable = True
+        for layer in base.layers:
+            layer.trainable = unfrozen(layer.name)
+        _fit_steps(model, x, y, order[head_steps * BATCH_SIZE:], FINE_TUNE_RATE, steps - head_steps)
+    return model
+
+
+def _source_classifier(profile):
+    base = pretrain(profile).model("source").get_layer("base")
+    return classifier(base), base
+
+
 def transfer_one(run, item: dict) -> dict:
     """One (labelled-set size, seed, method): test accuracy on the target classes."""
     parts = _parts(run, item)
     x_pool, y_pool = task(parts.x_train, parts.y_train, TARGET_CLASSES)
     x_test, y_test = task(parts.x_test, parts.y_test, TARGET_CLASSES)
-    size, seed, method, steps = item["size"], item["seed"], item["method"], item["steps"]
-    # The labelled set depends on (seed, size) only: every method sees the same images in the same order.
-    generator = np.random.default_rng([seed, size])
-    chosen = generator.choice(len(y_pool), size=min(size, len(y_pool)), replace=False)
+    chosen, order = labelled_set(len(y_pool), item["size"], item["seed"], item["steps"])
     x, y = x_pool[chosen], y_pool[chosen]
-    order = step_batches(len(y), steps, generator)
-    training.set_seed(seed)
-    if method == "scratch":
-        model = classifier(base_network())
-        _fit_steps(model, x, y, order, LEARNING_RATE, steps)
-    else:
-        base = pretrain(run.profile).model("source").get_layer("base")
-        base.trainable = False
-        model = classifier(base)
-        head_steps = steps if method == "frozen" else steps // 2
-        _fit_steps(model, x, y, order, LEARNING_RATE, head_steps)
-        if method == "fine_tune":
-            base.trainable = True
-            for layer in base.layers:
-                layer.trainable = layer.name in TOP_LAYERS
-            _fit_steps(model, x, y, order[head_steps * BATCH_SIZE:], FINE_TUNE_RATE, steps - head_steps)
+    training.set_seed(item["seed"])
+    model = train_method(item["method"], x, y, order, item["steps"], scratch=lambda: classifier(base_network()),
+                         pretrained=lambda: _source_classifier(run.profile),
+                         unfrozen=lambda name: name in TOP_LAYERS)
     return {"test_accuracy": accuracy(model, x_test, y_test), "train_accuracy": accuracy(model, x, y),
             "labelled": int(len(y)), "test": int(len(y_test))}
 
@@ -180,6 +209,7 @@ def transfer_learning(run, config):
         "test_images": results[config["sizes"][0], config["seeds"][0], "scratch"]["test"],
         "source_test_accuracy": source["source_test_accuracy"], "source_train": source["source_train"],
         "pretrain_epochs": source.provenance["config"]["epochs"],
+        "dataset": "fashion_mnist", "classes": len(TARGET_CLASSES), "task": "the five new classes",
     }
 
 
@@ -265,3 +295,158 @@ def vgg16_photographs(run, config):
         probabilities = model.predict(np.concatenate([b["ready"] for b in batches]), verbose=0)
         output["predictions"] = [top_classes(np.asarray(p, np.float64), class_index) for p in probabilities]
     return output
+
+
+# --------------------------------------------------------------------------
+# VGG16 features on CIFAR-10 (full profile, where the ImageNet weights are)
+
+CIFAR_SHAPE = (32, 32, 3)
+CIFAR_CLASSES = 10
+#: The convolutional block fine-tuning unfreezes in VGG16's base (the last of five).
+VGG_TOP_BLOCK = "block5_"
+BASE_WEIGHTS = "vgg16_base.weights.h5"
+
+
+def vgg16_base(weights_path, input_size: int) -> keras.Model:
+    """VGG16's convolutional base for ``input_size`` × ``input_size`` images, with ImageNet's weights.
+
+    Only the with-top file is pinned. A convolution's kernel does not depend on
+    the image size, so the base is built without weights at the size wanted and
+    each of its layers takes the arrays stored under its name in the file
+    (Keras's legacy .h5 layout: a group per layer, its ``weight_names`` in the
+    layer's order). The top's Dense layers, 124 million parameters, are never
+    built nor read. A file without one of the convolutions is an error.
+    """
+    import h5py
+
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(input_size, input_size, 3))
+    with h5py.File(weights_path, "r") as stream:
+        missing = [layer.name for layer in base.layers if layer.weights and layer.name not in stream]
+        if missing:
+            raise UserError(f"{weights_path} has no weights for {', '.join(missing)}: it is not VGG16's "
+                            "with-top ImageNet file; replace it with the official one")
+        for layer in base.layers:
+            if layer.weights:
+                group = stream[layer.name]
+                layer.set_weights([np.asarray(group[name]) for name in group.attrs["weight_names"]])
+    return base
+
+
+def vgg16_cifar_plan(profile) -> dict:
+    """Whether :data:`vgg16_cifar` trains, and if not, why (one line); cheap: it trains and loads nothing."""
+    from analysis import profiles
+
+    profile = profiles.resolve(profile)
+    if not profile.transfer.vgg_sizes:
+        return {"available": False, "weights": {},
+                "reason": f"the {profile.name} profile leaves it out (training VGG16 needs a GPU; the full profile runs it)"}
+    status = weights_status()
+    return {"available": status["available"], "reason": status["reason"],
+            "weights": {name: file["md5"] for name, file in status["files"].items()}}
+
+
+def _base_config(profile) -> dict:
+    plan = vgg16_cifar_plan(profile)
+    return {"input_size": profile.transfer.vgg_input_size, "weights": plan["weights"], "reason": plan["reason"]}
+
+
+@experiment(config=_base_config)
+def vgg16_imagenet_base(run, config):
+    """The convolutional base with ImageNet's weights at the CIFAR runs' input size, saved once for them.
+
+    Where :data:`vgg16_cifar` does not run, nothing is built and the result
+    says why (``python -m analysis run transfer`` runs every experiment).
+    """
+    if config["reason"] is not None:
+        return {"available": False, "reason": config["reason"]}
+    files = pretrained.resolve(allow_download=False)
+    base = vgg16_base(files[pretrained.VGG16_FILES[0]].path, config["input_size"])
+    # The weights alone (an uncompressed .h5): each run rebuilds the architecture, which is cheap.
+    base.save_weights(run.subdirectory("base") / BASE_WEIGHTS)
+    return {"available": True, "reason": None, "parameters": int(base.count_params())}
+
+
+def _vgg_config(profile) -> dict:
+    budget = profile.transfer
+    plan = vgg16_cifar_plan(profile)
+    config = {"data": budget.cifar, "split_seed": 0, "sizes": list(budget.vgg_sizes),
+              "seeds": list(range(budget.vgg_seeds)), "steps": budget.vgg_steps,
+              "input_size": budget.vgg_input_size, "fine_tune_rate": FINE_TUNE_RATE,
+              "reason": plan["reason"], "weights": plan["weights"]}
+    if plan["reason"] is None:
+        config["base_key"] = vgg16_imagenet_base.key(profile)
+    return config
+
+
+def vgg_runs(profile, config) -> list[dict]:
+    if config["reason"] is not None:
+        return []
+    vgg16_imagenet_base(profile)          # built first, so the parallel runs only read it
+    return [{"data": config["data"], "split_seed": config["split_seed"], "size": size, "seed": seed,
+             "method": method, "steps": config["steps"], "base_key": config["base_key"]}
+            for size in config["sizes"] for seed in config["seeds"] for method in METHODS]
+
+
+def cifar_scratch() -> keras.Model:
+    """The small CNN of the Fashion-MNIST comparison, for 32 × 32 colour images and ten classes."""
+    return keras.Sequential([keras.Input(CIFAR_SHAPE), *small_cnn_features(),
+                             keras.layers.Dense(128, activation="relu", name="features"),
+                             keras.layers.Dense(CIFAR_CLASSES, activation="softmax", name="head")])
+
+
+def _vgg_classifier(profile):
+    """Upsampling to the base's input size, the frozen-or-not base, and a new head."""
+    size = profile.transfer.vgg_input_size
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(size, size, 3))
+    base.load_weights(vgg16_imagenet_base(profile).path / "base" / BASE_WEIGHTS)
+    model = keras.Sequential([keras.Input(CIFAR_SHAPE), keras.layers.Resizing(size, size), base,
+                              keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(CIFAR_CLASSES, activation="softmax", name="head")])
+    return model, base
+
+
+def vgg_inputs(images: np.ndarray, method: str) -> np.ndarray:
+    """Pixels as each network expects them: [0, 1] from scratch, VGG16's preprocess_input otherwise.
+
+    preprocess_input (RGB → BGR, ImageNet's channel means subtracted) acts on
+    each pixel alone, so it commutes with the bilinear upsampling done inside
+    the model and can be applied to the 32 × 32 images.
+    """
+    if method == "scratch":
+        return data.scale01(images)
+    return keras.applications.vgg16.preprocess_input(images.astype(np.float32))   # a copy: it works in place
+
+
+def vgg_one(run, item: dict) -> dict:
+    """One (labelled-set size, seed, method) on CIFAR-10: test accuracy on its ten classes."""
+    parts = _parts(run, item, "cifar10")
+    chosen, order = labelled_set(len(parts.y_train), item["size"], item["seed"], item["steps"])
+    x, y = vgg_inputs(parts.x_train[chosen], item["method"]), parts.y_train[chosen]
+    training.set_seed(item["seed"])
+    model = train_method(item["method"], x, y, order, item["steps"], scratch=cifar_scratch,
+                         pretrained=lambda: _vgg_classifier(run.profile),
+                         unfrozen=lambda name: name.startswith(VGG_TOP_BLOCK))
+    return {"test_accuracy": accuracy(model, vgg_inputs(parts.x_test, item["method"]), parts.y_test),
+            "labelled": int(len(y)), "test": int(len(parts.y_test))}
+
+
+@experiment(datasets=("cifar10",), config=_vgg_config, runs=vgg_runs, each=vgg_one)
+def vgg16_cifar(run, config):
+    """Scratch / frozen VGG16 features / fine-tuned block 5 on CIFAR-10, or why it did not run."""
+    if config["reason"] is not None:
+        return {"available": False, "reason": config["reason"]}
+    results = {(item["size"], item["seed"], item["method"]): result
+               for item, result in zip(vgg_runs(run.profile, config), run.results)}
+    first = results[config["sizes"][0], config["seeds"][0], "scratch"]
+    return {
+        "available": True, "reason": None, "sizes": config["sizes"], "seeds": config["seeds"],
+        "methods": list(METHODS), "steps": config["steps"], "batch_size": BATCH_SIZE,
+        "input_size": config["input_size"],
+        "test_accuracy": {method: {str(size): [results[size, seed, method]["test_accuracy"]
+                                               for seed in config["seeds"]] for size in config["sizes"]}
+                          for method in METHODS},
+        "labelled": {str(size): results[size, config["seeds"][0], "scratch"]["labelled"]
+                     for size in config["sizes"]},
+        "test_images": first["test"], "dataset": "cifar10", "classes": CIFAR_CLASSES,
+        "task": "the ten classes",
+    }

@@ -22,11 +22,11 @@ def transfer_curves(result):
         line, = axis.plot(sizes, mean, marker="o", label=LABELS[method])
         axis.fill_between(sizes, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     axis.set_xscale("log")
-    axis.set_xlabel("labelled images of the new classes")
-    axis.set_ylabel("test accuracy (5 classes)")
-    axis.axhline(0.2, color="0.5", linestyle=":", linewidth=1, label="chance")
+    axis.set_xlabel("labelled images")
+    axis.set_ylabel(f"test accuracy ({result['classes']} classes)")
+    axis.axhline(1 / result["classes"], color="0.5", linestyle=":", linewidth=1, label="chance")
     axis.legend(fontsize="small")
-    source_footer(figure, result.data_source("fashion_mnist"))
+    source_footer(figure, result.data_source(result["dataset"]))
     return figure
 
 

@@ -77,8 +77,8 @@ def transfer_table(result):
                  for m in result["methods"]]
         rows.append([f"{result['labelled'][str(size)]:,}"] + cells)
     return markdown(rows, ["labelled images"] + [LABELS[m] for m in result["methods"]],
-                    note=f"Test accuracy on {result['test_images']:,} test images of the five new classes, "
-                         f"mean ± std over {len(result['seeds'])} seeds. Data: {result.data_source('fashion_mnist')}.")
+                    note=f"Test accuracy on {result['test_images']:,} test images of {result['task']}, "
+                         f"mean ± std over {len(result['seeds'])} seeds. Data: {result.data_source(result['dataset'])}.")
 
 
 def verdicts(result, a: str, b: str) -> list[str]:
@@ -104,3 +104,24 @@ def best_by_size(result) -> str:
         return f"{LABELS[best[0]]} had the highest mean test accuracy at every labelled-set size"
     parts = [f"{LABELS[method]} with {result['labelled'][str(size)]:,}" for size, method in zip(result["sizes"], best)]
     return "the highest mean test accuracy went to " + "; ".join(parts) + " labelled images"
+
+
+def vgg_cifar_text(result) -> str:
+    """The VGG16-on-CIFAR-10 results in words (Markdown), or the callout saying why there are none.
+
+    ``result`` is :data:`~analysis.experiments.transfer.vgg16_cifar`'s result
+    or, where it did not run, :func:`~analysis.experiments.transfer.vgg16_cifar_plan`;
+    both hold ``available`` and ``reason``.
+    """
+    if not result["available"]:
+        return ("::: {.callout-note}\n## No VGG16 transfer results in this copy\n"
+                f"This comparison was not run here: {result['reason']}. Its results are never made up; "
+                "build the book with the `full` profile on a machine that has the weights "
+                "(@sec-transfer-vgg16-predictions) to see them.\n:::\n")
+    bullets = {pair: ";\n".join(f"- {line}" for line in verdicts(result, *pair)) + "."
+               for pair in (("fine_tune", "scratch"), ("frozen", "scratch"))}
+    return (f"Each run took {result['steps']:,} Adam steps on mini-batches of {result['batch_size']}, the images upsampled to "
+            f"{result['input_size']} × {result['input_size']}, over {len(result['seeds'])} seed(s); "
+            f"{best_by_size(result)}. Paired over seeds, fine-tuning block 5 against training from scratch:"
+            f"\n\n{bullets['fine_tune', 'scratch']}\n\nand the frozen features with a new head against "
+            f"training from scratch:\n\n{bullets['frozen', 'scratch']}\n")
