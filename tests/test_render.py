@@ -18,7 +18,7 @@ import re
 import shutil
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,43 +50,67 @@ PROBLEM = re.compile(r"\bwarn(ing)?\b|\berror\b|\?\?", re.IGNORECASE)
 
 
 # The book check executes every document here, before the render: pytest-xdist
-# (pytest.ini, --dist loadfile) runs a module in one process, in order, so the
-# render reads the results the book check stored in the shared smoke cache
+# (pytest.ini, --dist loadfile) runs a module in one process, so the render
+# reads the results the book check stored in the shared smoke cache
 # (tests/conftest.py) and trains nothing again.
 
 # Every chapter runs under both Keras backends. The book's own backend (the
 # process's KERAS_BACKEND, set by analysis) goes first: its results are the
-# ones the render reuses.
-BACKENDS = sorted({"jax", "tensorflow"}, key=lambda name: name != os.environ["KERAS_BACKEND"])
-# Two kernels at a time: the book check is the longest chain of the test run,
-# and one kernel keeps only one of CI's two cores busy. Each kernel gets its
-# own environment, so the two may run different backends.
+# ones the render reuses. The other backend's runs keep a cache of their own,
+# so that they can go on while the book renders (they are the render's only
+# company in the last minutes of a test run, when the other test modules are
+# done) without their entries being taken for something the render trained.
+BOOK_BACKEND = os.environ["KERAS_BACKEND"]
+BACKENDS = sorted({"jax", "tensorflow"}, key=lambda name: name != BOOK_BACKEND)
+# Two kernels at a time: one kernel keeps only one of CI's two cores busy.
 BOOK_CHECK_KERNELS = 2
 
 
+@dataclass
+class BookCheck:
+    runs: dict          # (document, backend) -> Future of the problems found
+    render: Future | None = None     # the render, started once the book's backend is done
+
+
+def _selected(request, test_name: str) -> list:
+    return [item for item in request.session.items if getattr(item, "originalname", "") == test_name]
+
+
 @pytest.fixture(scope="session")
-def book_check(smoke_environment, request):
+def book_check(smoke_environment, tmp_path_factory, request):
     """Each selected (document, backend) execution, started in book order on a
-    small pool of kernels; a test waits for its own."""
+    small pool of kernels (the book's backend first); a test waits for its own.
+    If the render tests run too, the render starts as soon as every document
+    has run under the book's backend."""
     selected = {(item.callspec.params["document"], item.callspec.params["backend"])
-                for item in request.session.items
-                if getattr(item, "originalname", "") == "test_document_executes"}
+                for item in _selected(request, "test_document_executes")}
+    other_cache = tmp_path_factory.mktemp("book-cache-other-backend")
+
+    def environment(backend: str) -> dict:
+        cache = smoke_environment if backend == BOOK_BACKEND else other_cache
+        return {**os.environ, "KERAS_BACKEND": backend, "NNSTUDY_CACHE": str(cache)}
+
     pool = ThreadPoolExecutor(max_workers=BOOK_CHECK_KERNELS)
-    runs = {(document, backend): pool.submit(bookcheck.execute, PROJECT_ROOT, document,
-                                             env={**os.environ, "KERAS_BACKEND": backend})
-            for document in DOCUMENTS for backend in BACKENDS
-            if (document, backend) in selected}
-    yield runs
-    for run in runs.values():
+    check = BookCheck({(document, backend): pool.submit(bookcheck.execute, PROJECT_ROOT, document,
+                                                        env=environment(backend))
+                       for backend in BACKENDS for document in DOCUMENTS
+                       if (document, backend) in selected})
+    renderer = ThreadPoolExecutor(max_workers=1)
+    if any("rendered" in item.fixturenames for item in request.session.items):
+        book_runs = [run for (_, backend), run in check.runs.items() if backend == BOOK_BACKEND]
+        check.render = renderer.submit(lambda: (wait(book_runs), render_book(smoke_environment))[1])
+    yield check
+    for run in check.runs.values():
         run.cancel()
     pool.shutdown(wait=True)
+    renderer.shutdown(wait=True)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_document_executes(document, backend, book_check, executed_documents):
-    assert book_check[(document, backend)].result() == []
-    if backend == os.environ["KERAS_BACKEND"]:
+    assert book_check.runs[(document, backend)].result() == []
+    if backend == BOOK_BACKEND:
         executed_documents.add(document)
 
 
@@ -135,26 +159,39 @@ def cache_entries(cache: Path) -> set[str]:
         if cache.is_dir() else set()
 
 
-@pytest.fixture(scope="session")
-def rendered(smoke_environment) -> Render:
+def render_book(cache: Path):
     """``quarto render --profile smoke``: both formats in one render (a project
-    render ``--to typst`` alone would first empty the HTML output)."""
+    render ``--to typst`` alone would first empty the HTML output); None if
+    there is no Quarto."""
     quarto = shutil.which("quarto")
     if quarto is None:
-        unavailable("quarto is not on PATH (see README: Build the book)")
+        return None
     site = output_dir()
     shutil.rmtree(site, ignore_errors=True)
-    before = cache_entries(smoke_environment)
+    before = cache_entries(cache)
     started = time.monotonic()
     environment = {name: value for name, value in os.environ.items()
                    if name not in conftest.TEST_ONLY_ENV}
+    environment["NNSTUDY_CACHE"] = str(cache)
     result = subprocess.run([quarto, "render", "--profile", "smoke"], cwd=PROJECT_ROOT,
                             env=environment, capture_output=True, text=True,
                             timeout=RENDER_TIMEOUT)
     render = Render(site, result.stdout + result.stderr, result.returncode,
-                    time.monotonic() - started, before, cache_entries(smoke_environment))
+                    time.monotonic() - started, before, cache_entries(cache))
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "render.log").write_text(render.log)
+    return render
+
+
+@pytest.fixture(scope="session")
+def rendered(smoke_environment, request) -> Render:
+    """The render the book check started, or one started now (when only the
+    render tests run)."""
+    started = request.getfixturevalue("book_check").render \
+        if _selected(request, "test_document_executes") else None
+    render = started.result() if started is not None else render_book(smoke_environment)
+    if render is None:
+        unavailable("quarto is not on PATH (see README: Build the book)")
     return render
 
 
