@@ -38,6 +38,7 @@ import inspect
 import logging
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,12 +162,19 @@ class Run:
 # Code fingerprint: the experiment's module and the analysis modules it imports
 
 
+# ast.parse is not thread-safe on CPython 3.11: two threads parsing at once
+# (two renders in one process) can fail with "SystemError: AST constructor
+# recursion depth mismatch".
+_PARSING = threading.Lock()
+
+
 def _analysis_imports(module_name: str) -> set[str]:
     """Names of ``analysis`` modules imported by ``module_name``'s source."""
     spec = importlib.util.find_spec(module_name)
     if not spec.origin or not spec.origin.endswith(".py"):
         return set()  # a namespace package or a compiled module: no source to read
-    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    with _PARSING:
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
     package = module_name if spec.submodule_search_locations else module_name.rpartition(".")[0]
     found = set()
     for node in ast.walk(tree):
