@@ -281,6 +281,9 @@ PROFILES: dict[str, Profile] = {
             snapshot_steps=40,
             depths=(5, 10),
             gradient_batch=64,
+            # One seed: the chapter's 32 deep networks were CI's longest
+            # book check (each compiles); the tests cover the several-seed text.
+            seeds=1,
         ),
         generalization=GeneralizationBudget(
             # One epoch (so two seeds suffice), two points per sweep: 30 runs.
