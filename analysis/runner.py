@@ -287,13 +287,16 @@ class Experiment:
     def config(self, profile=None) -> dict:
         return _json_config(self.make_config(profiles.resolve(profile)))
 
+    def fingerprints(self) -> dict:
+        """Its datasets' fingerprints, without loading them: what load() would
+        use. On a machine with internet this downloads the real files first, so
+        results cached on a stand-in earlier are not mistaken for results on
+        the real data."""
+        return {name: _data().resolve_for_load(name).fingerprint for name in self.datasets}
+
     def key_material(self, profile=None, fingerprints: dict | None = None) -> dict:
         if fingerprints is None:
-            # What load() would use: on a machine with internet this downloads
-            # the real files first, so results cached on a stand-in earlier are
-            # not mistaken for results on the real data.
-            fingerprints = {name: _data().resolve_for_load(name).fingerprint
-                            for name in self.datasets}
+            fingerprints = self.fingerprints()
         return {
             "experiment": self.name,
             "config": self.config(profile),
@@ -429,8 +432,7 @@ class Experiment:
         profile = profiles.resolve(profile)
         if item not in self.runs(profile):
             raise ValueError(f"{self.name} declares no run {item!r} in profile {profile.name}")
-        fingerprints = {name: _data().load(name).provenance.fingerprint for name in self.datasets}
-        key = self.run_key(item, fingerprints)
+        key = self.run_key(item, self.fingerprints())   # compute_run loads the data itself
         entry = None if self._must_refresh(key) else self._read(key)
         if entry is not None:
             return entry, False
@@ -440,8 +442,7 @@ class Experiment:
 
     def run_cached(self, profile=None, item: dict | None = None) -> bool:
         """True if that run's entry is cached (and not to be refreshed)."""
-        fingerprints = {name: _data().resolve_for_load(name).fingerprint for name in self.datasets}
-        key = self.run_key(item, fingerprints)
+        key = self.run_key(item, self.fingerprints())
         return not self._must_refresh(key) and cache.entry_dir(self.name, key).is_dir()
 
     def compute_run(self, profile: profiles.Profile, item: dict, key: str) -> None:
