@@ -98,7 +98,12 @@ def book_check(smoke_environment, tmp_path_factory, request):
     renderer = ThreadPoolExecutor(max_workers=1)
     if any("rendered" in item.fixturenames for item in request.session.items):
         book_runs = [run for (_, backend), run in check.runs.items() if backend == BOOK_BACKEND]
-        check.render = renderer.submit(lambda: (wait(book_runs), render_book(smoke_environment))[1])
+
+        def render_after_book_runs():
+            wait(book_runs)
+            return render_book(smoke_environment)
+
+        check.render = renderer.submit(render_after_book_runs)
     yield check
     for run in check.runs.values():
         run.cancel()
