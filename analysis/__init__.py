@@ -4,6 +4,9 @@ Chapters call ``analysis.experiments.<chapter>.<experiment>(profile)`` and pass
 the result to ``analysis.plots`` / ``analysis.tables``; see README.md.
 """
 
+import contextlib
+import importlib.abc
+import importlib.util
 import os
 import sys
 
@@ -47,41 +50,80 @@ def _one_line_user_errors(exc_type, exc, tb, _previous=sys.excepthook):
 sys.excepthook = _one_line_user_errors
 
 
-def import_tensorflow_quietly(any_backend: bool = False) -> None:
-    """Import TensorFlow with the process's stderr closed for the moment.
-
-    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass Python's
-    logging and TF_CPP_MIN_LOG_LEVEL; a kernel forwards them into the page
-    under the first cell that imports Keras, and the command line would print
-    them before its own output. Importing here, with file descriptor 2 pointed
-    at /dev/null for the moment, keeps both clean. Real errors later on still
-    reach stderr. Called at import inside a Jupyter kernel, and by the command
-    line before a command that trains.
-
-    With ``any_backend`` TensorFlow is imported on JAX too: keras-tuner (its
-    file I/O is ``tf.io.gfile``) and Keras's ``.h5`` saving import it whatever
-    the backend, and a chapter that imports them would otherwise print the
-    start-up lines under its first cell.
-    """
-    if "tensorflow" in sys.modules:
-        return
-    if not any_backend and os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        return
+@contextlib.contextmanager
+def _stderr_closed():
+    """File descriptor 2 pointed at /dev/null for the moment (C++ logs included)."""
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow as tf
-
-                tf.config.list_physical_devices("GPU")  # the CUDA probe logs too
-            except ImportError:
-                pass
+            yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
 
 
+class _QuietLoader(importlib.abc.Loader):
+    """TensorFlow's own loader, executing the package with stderr closed."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __getattr__(self, name):  # resources, is_package, ...: the real loader's
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        with _stderr_closed():
+            self.loader.exec_module(module)
+            module.config.list_physical_devices("GPU")  # the CUDA probe logs too
+
+
+class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
+    """Finds nothing of its own: hands the first ``import tensorflow`` a quiet loader."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once, and not for the lookup just below
+        spec = importlib.util.find_spec("tensorflow")
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow_imports() -> None:
+    """Whoever imports TensorFlow first in this process does so with stderr closed.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) bypass Python's
+    logging and TF_CPP_MIN_LOG_LEVEL; a kernel forwards them into the page
+    under the cell that imported it, and a worker's stderr is the render's
+    log. On JAX, keras-tuner (its file I/O is ``tf.io.gfile``) and Keras's
+    ``.h5`` saving still import TensorFlow, but most chapters never do; so
+    rather than import it up front (2.6 s a process here), this waits for
+    the first import and closes file descriptor 2 around it. Real errors
+    later on still reach stderr.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if not any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlowFinder())
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow now, quietly, if it is the backend (the command line,
+    before a command that trains); on another backend only arrange for a later
+    import to be quiet (:func:`quiet_tensorflow_imports`)."""
+    quiet_tensorflow_imports()
+    if os.environ.get("KERAS_BACKEND", "tensorflow") == "tensorflow":
+        try:
+            import tensorflow  # noqa: F401  (quiet: through the finder above)
+        except ImportError:
+            pass
+
+
 if "ipykernel" in sys.modules:
-    import_tensorflow_quietly(any_backend=True)
+    quiet_tensorflow_imports()

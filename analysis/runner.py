@@ -47,7 +47,7 @@ from typing import Callable
 import joblib
 import numpy as np
 
-from analysis import cache, environment, import_tensorflow_quietly, profiles
+from analysis import cache, environment, profiles, quiet_tensorflow_imports
 from analysis.errors import UserError
 
 #: Every experiment, by full name ``chapter.name``, in definition order.
@@ -563,7 +563,7 @@ class RunTask:
         # too (keras-tuner, tf.data and .h5 saving import TensorFlow there).
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
-        import_tensorflow_quietly(any_backend=True)
+        quiet_tensorflow_imports()
         if self.module_root not in sys.path:
             sys.path.insert(0, self.module_root)
         if "keras" in sys.modules and environment.backend() != self.backend:
@@ -633,14 +633,24 @@ def check_target(target: str) -> None:
 
 
 def select(target: str) -> list[Experiment]:
-    """A chapter's experiments, or one experiment (``chapter.name`` or ``name``)."""
+    """A chapter's experiments, or one experiment (``chapter.name`` or ``name``).
+
+    Imports only the chapter that declares the target (and whatever that
+    chapter imports): ``run mlp.optimizers`` need not load keras-tuner or
+    scikit-learn for the other chapters, seconds of start-up.
+    """
+    from analysis.experiments import CHAPTERS
+
     check_target(target)
-    grouped = chapters()
+    grouped = declared()
     if target in grouped:
-        return grouped[target]
-    matches = [e for e in REGISTRY.values() if target in (e.name, e.name.rpartition(".")[2])]
-    if len(matches) == 1:
-        return matches
-    valid = ", ".join(list(grouped) + list(REGISTRY)) or "(no experiments are defined yet)"
-    problem = "is ambiguous" if matches else "is neither a chapter nor an experiment"
-    raise UserError(f"{target!r} {problem}; valid choices: {valid}")
+        chapter, wanted = target, None
+    else:
+        wanted = next(n for names in grouped.values() for n in names
+                      if target in (n, n.rpartition(".")[2]))
+        chapter = wanted.partition(".")[0]
+    if chapter in CHAPTERS:
+        importlib.import_module(f"analysis.experiments.{chapter}")
+    if wanted is not None:
+        return [REGISTRY[wanted]]
+    return [e for e in REGISTRY.values() if e.chapter == chapter]

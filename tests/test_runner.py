@@ -300,6 +300,25 @@ def test_cli_says_a_wrong_name_in_one_line_before_loading_a_backend():
     assert finished.stderr.startswith("error: 'nope' is neither a chapter nor an experiment")
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_tensorflow_imported_late_on_jax_prints_nothing(quiet):
+    """Workers and kernels on JAX no longer import TensorFlow up front; whoever
+    imports it later (as keras-tuner's file I/O does) must not print its C++
+    start-up lines.
+    Without the hook the same import does print them: the check can fail."""
+    import subprocess
+
+    code = ("import sys, analysis; "
+            + ("analysis.quiet_tensorflow_imports(); " if quiet else "")
+            + "assert 'tensorflow' not in sys.modules; "
+            "import tensorflow as tf; tf.io.gfile.exists('.')")
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=PROJECT_ROOT, env={**environment, "KERAS_BACKEND": "jax"})
+    assert finished.returncode == 0, finished.stderr
+    assert (finished.stderr == "") == quiet, finished.stderr
+
+
 RUNS_SOURCE = '''
 import os
 from pathlib import Path
