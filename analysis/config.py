@@ -54,7 +54,7 @@ def cache_dir() -> Path:
 def default_backend() -> str:
     """The Keras backend the book trains with unless ``KERAS_BACKEND`` says otherwise.
 
-    JAX: on a CPU it trained the MNIST MLP about twice as fast as TensorFlow at
+    JAX: on a CPU it trained the MNIST MLP several times as fast as TensorFlow at
     equal math (``python benchmarks/fit_speed.py``), and the lent GPU machines
     have JAX and no TensorFlow. TensorFlow where JAX is not installed.
     """
