@@ -40,6 +40,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,15 @@ from analysis.errors import UserError
 
 #: Every experiment, by full name ``chapter.name``, in definition order.
 REGISTRY: dict[str, "Experiment"] = {}
+
+# loky replaces a worker whose memory grew by more than 300 MB over a task (its
+# leak guard; a CNN run's data and compiled programs do) and then warns "A
+# worker stopped while some jobs were given to the executor ... memory leak".
+# The worker exits cleanly between tasks and its queued runs go to the new
+# one, so nothing is lost; the warning would only alarm a reader of the log.
+# https://github.com/joblib/loky/blob/master/loky/process_executor.py
+warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given to the executor",
+                        category=UserWarning)
 
 _refreshed: set[str] = set()  # keys already recomputed under NNSTUDY_REFRESH
 

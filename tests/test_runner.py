@@ -319,6 +319,22 @@ def test_tensorflow_imported_late_on_jax_prints_nothing(quiet):
     assert (finished.stderr == "") == quiet, finished.stderr
 
 
+def test_lokys_worker_replacement_warning_stays_out_of_the_log():
+    """loky's leak guard replaces a worker after a big run (nothing is lost) and
+    warns as if something were wrong; the runner keeps that line out of logs,
+    and only that one."""
+    import subprocess
+
+    code = ("import warnings, analysis.runner; "
+            "warnings.warn('A worker stopped while some jobs were given to the executor. '"
+            "'This can be caused by a too short worker timeout or by a memory leak.', UserWarning); "
+            "warnings.warn('another warning', UserWarning)")
+    finished = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=PROJECT_ROOT, check=True)
+    assert "A worker stopped" not in finished.stderr
+    assert "another warning" in finished.stderr
+
+
 RUNS_SOURCE = '''
 import os
 from pathlib import Path
