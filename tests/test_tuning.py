@@ -32,11 +32,14 @@ MAX_TRIALS = examples.BUDGETS["smoke"].max_trials
 RUN_TIMEOUT = 300  # seconds; a run takes well under a minute on a quiet 2-core CPU
 
 
-def _environment(cache_dir: Path, markers: Path | None = None) -> dict:
+def _environment(cache_dir: Path, markers: Path | None = None, hold: float = 0) -> dict:
     environment = dict(os.environ, NNSTUDY_CACHE=str(cache_dir), NNSTUDY_PROGRESS="0")
     environment.pop("NNSTUDY_REFRESH", None)
     if markers is not None:
         environment[examples.MARKERS_VARIABLE] = str(markers)
+        # Each trial waits after its marker: the search (a few seconds) must
+        # not end between the marker and the test's signal on a loaded CI.
+        environment[examples.HOLD_VARIABLE] = str(hold)
     return environment
 
 
@@ -49,9 +52,9 @@ def tune(cache_dir: Path, *arguments: str, timeout: float = RUN_TIMEOUT):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start(cache_dir: Path, markers: Path, *arguments: str) -> subprocess.Popen:
+def start(cache_dir: Path, markers: Path, *arguments: str, hold: float = 3) -> subprocess.Popen:
     return subprocess.Popen(_command(*arguments), cwd=PROJECT_ROOT,
-                            env=_environment(cache_dir, markers), stdout=subprocess.PIPE,
+                            env=_environment(cache_dir, markers, hold), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -175,7 +178,8 @@ def test_a_worker_that_dies_too_often_fails_the_search_naming_its_trial(tmp_path
 def test_ctrl_c_stops_every_worker_and_keeps_no_entry(tmp_path, monkeypatch):
     markers = tmp_path / "markers"
     markers.mkdir()
-    chief = start(tmp_path / "cache", markers, "--workers", "2")
+    # Held long enough that only the Ctrl-C can end this search.
+    chief = start(tmp_path / "cache", markers, "--workers", "2", hold=RUN_TIMEOUT)
     try:
         announced = chief.stdout.readline()
         pids = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", announced)]

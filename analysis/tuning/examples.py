@@ -10,12 +10,16 @@ as an experiment (:data:`tiny_random`).
 
 ``NNSTUDY_TUNING_EXAMPLE_MARKERS=DIR`` makes every trial leave a file
 ``DIR/<tuner id>.<pid>.<n>`` when its training starts: the tests use it to
-kill a worker in the middle of a trial. It does not change any result.
+kill a worker in the middle of a trial. ``NNSTUDY_TUNING_EXAMPLE_HOLD=SECONDS``
+then keeps each trial waiting that long after its marker, so that on a busy
+machine the signal still lands mid-search rather than after a search of a few
+seconds has ended. Neither changes any result.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +33,7 @@ from analysis.tuning.searches import run_search
 
 SEARCH = "examples.tiny_random"
 MARKERS_VARIABLE = "NNSTUDY_TUNING_EXAMPLE_MARKERS"
+HOLD_VARIABLE = "NNSTUDY_TUNING_EXAMPLE_HOLD"
 WIDTHS = (4, 8, 16, 32)
 LEARNING_RATES = (1e-3, 3e-3, 1e-2, 3e-2)
 
@@ -81,6 +86,7 @@ class TrainingStarted(keras.callbacks.Callback):
         tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
         count = len(list(Path(self.directory).glob(f"{tuner_id}.{os.getpid()}.*")))
         (Path(self.directory) / f"{tuner_id}.{os.getpid()}.{count}").touch()
+        time.sleep(float(os.environ.get(HOLD_VARIABLE, "0")))
 
 
 def tiny_random_search(profile, directory):
