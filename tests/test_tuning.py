@@ -52,10 +52,17 @@ def tune(cache_dir: Path, *arguments: str, timeout: float = RUN_TIMEOUT):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _as_from_a_terminal() -> None:
+    # A command started in the background by a non-interactive shell (`cmd &`,
+    # as a CI script may do) inherits SIGINT ignored, and so would the chief;
+    # a user's Ctrl-C reaches a chief whose SIGINT is the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start(cache_dir: Path, markers: Path, *arguments: str, hold: float = 3) -> subprocess.Popen:
     return subprocess.Popen(_command(*arguments), cwd=PROJECT_ROOT,
                             env=_environment(cache_dir, markers, hold), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_as_from_a_terminal)
 
 
 def wait_for_marker(markers: Path, process: subprocess.Popen, timeout: float = 180) -> Path:
