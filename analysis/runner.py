@@ -630,13 +630,17 @@ def _decorator_name(node: ast.expr) -> str:
     return target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
 
 
-def check_target(target: str) -> None:
-    """Raise the one-line error for a name that is no chapter or experiment."""
+def check_target(target: str) -> tuple[str, str | None]:
+    """The chapter a target names and, if it names one experiment, that
+    experiment's full name; read from the source, before any backend loads.
+    Raises the one-line error for a name that is no chapter or experiment."""
     grouped = declared()
+    if target in grouped:
+        return target, None
     names = [name for chapter in grouped.values() for name in chapter]
     matches = [n for n in names if target in (n, n.rpartition(".")[2])]
-    if target in grouped or len(matches) == 1:
-        return
+    if len(matches) == 1:
+        return matches[0].partition(".")[0], matches[0]
     valid = ", ".join(list(grouped) + names) or "(no experiments are defined yet)"
     problem = "is ambiguous" if matches else "is neither a chapter nor an experiment"
     raise UserError(f"{target!r} {problem}; valid choices: {valid}")
@@ -651,14 +655,7 @@ def select(target: str) -> list[Experiment]:
     """
     from analysis.experiments import CHAPTERS
 
-    check_target(target)
-    grouped = declared()
-    if target in grouped:
-        chapter, wanted = target, None
-    else:
-        wanted = next(n for names in grouped.values() for n in names
-                      if target in (n, n.rpartition(".")[2]))
-        chapter = wanted.partition(".")[0]
+    chapter, wanted = check_target(target)
     if chapter in CHAPTERS:
         importlib.import_module(f"analysis.experiments.{chapter}")
     if wanted is not None:
